@@ -1,0 +1,49 @@
+"""Errors a user can act on.
+
+Every failure the core reports to a person is a :class:`WorkbenchError`: one line that names the file, the problem
+and what to do. The CLI prints that line (no traceback unless ``--debug``); the GUI shows it in a dialog.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class WorkbenchError(Exception):
+    """A problem with the user's input, phrased for the user.
+
+    ``problem`` says what is wrong, ``hint`` what to do about it, ``path`` which file it concerns.
+    """
+
+    def __init__(self, problem: str, hint: str = "", path: str | Path | None = None):
+        self.problem = problem
+        self.hint = hint
+        self.path = str(path) if path is not None else None
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        parts = []
+        if self.path:
+            parts.append(f"{self.path}:")
+        parts.append(self.problem.rstrip("."))
+        line = " ".join(parts) + "."
+        if self.hint:
+            hint = self.hint.rstrip(".")
+            line += " " + hint[:1].upper() + hint[1:] + "."
+        return line
+
+
+class UnsupportedFormat(WorkbenchError):
+    """No reader recognises the file."""
+
+
+class CorruptModel(WorkbenchError):
+    """The file claims a known format but cannot be parsed."""
+
+
+class TrustRequired(WorkbenchError):
+    """Loading the file would run code from it, and the user has not said they trust it."""
+
+
+class InputShapeError(WorkbenchError):
+    """Input shapes are missing, malformed or do not fit the model."""
