@@ -1,0 +1,41 @@
+"""The dependency rule, proved in fresh interpreters (pytest-qt has already imported Qt into this one)."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+HEADLESS = ["workbench.core", "workbench.core.readers", "workbench.core.readers.onnx_reader",
+            "workbench.core.readers.torch_readers", "workbench.core.readers.torch_trace", "workbench.core.report",
+            "workbench.core.architectures", "workbench.core.demo", "workbench.methods", "workbench.devices",
+            "workbench.cli"]
+
+
+def _modules_after_import(module: str) -> set[str]:
+    code = textwrap.dedent(f"""
+        import importlib, sys
+        importlib.import_module({module!r})
+        print("\\n".join(sorted(sys.modules)))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    return set(out.stdout.split())
+
+
+@pytest.mark.parametrize("module", HEADLESS)
+def test_headless_packages_import_no_qt(module):
+    loaded = _modules_after_import(module)
+    qt = sorted(m for m in loaded if m.split(".")[0] in {"PySide6", "shiboken6", "pyqtgraph", "workbench"}
+                and (m.startswith(("PySide6", "shiboken6", "pyqtgraph")) or m.startswith("workbench.gui")))
+    assert not qt, f"{module} pulls in {qt}"
+
+
+def test_cli_and_core_load_torch_lazily():
+    loaded = _modules_after_import("workbench.cli") | _modules_after_import("workbench.core.readers")
+    assert "torch" not in loaded
+
+
+def test_agent_imports_nothing_else_from_the_package():
+    loaded = _modules_after_import("workbench.agent")
+    others = sorted(m for m in loaded if m.startswith("workbench.") and not m.startswith("workbench.agent"))
+    assert not others, others
