@@ -39,10 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     p.add_argument("--top", type=int, metavar="N", help="show only the N layers with the most MACs")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
 
     a = sub.add_parser("archs", help="list the built-in architectures")
-    a.add_argument("--debug", action="store_true", help="show tracebacks")
+    a.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return parser
 
 
