@@ -108,3 +108,27 @@ def test_frozen_torchscript_counts_inlined_weights_as_constants(small_cnn, tmp_p
     # Freezing folds BatchNorm into the convolutions, like the ONNX exporter does.
     assert g.params == small_cnn.params - small_cnn.bn_fold_delta
     assert g.macs == _open(small_cnn.torchscript).macs
+
+
+def test_recording_leaves_torch_as_it_found_it(small_cnn):
+    """The meta pass keeps torch._dynamo from loading; afterwards the real one imports and export still works."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, torch
+from pathlib import Path
+from workbench.core.readers import OpenRequest, open_model
+from workbench.core.shapes import ShapeRequest
+g = open_model(OpenRequest(Path({str(small_cnn.torchscript)!r}), shapes=ShapeRequest.parse(["1x1x28x28"])))
+assert "torch._dynamo" not in sys.modules, "dynamo was imported"
+import torch._dynamo
+assert hasattr(torch._dynamo, "optimize"), "a stand-in was left behind"
+from workbench.core import architectures
+m = architectures.build("small_cnn").eval()
+torch.export.export(m, (torch.randn(1, 1, 28, 28),))
+print("ok", g.macs)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("ok")

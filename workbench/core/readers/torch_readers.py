@@ -355,9 +355,12 @@ def _single(request: OpenRequest, index: int, name: str):
 def _meta_then_cpu(load, run) -> LayerGraph:
     """Record on the meta device (shapes only: no arithmetic, no weight memory); models whose forward needs real
     values (data-dependent control flow) are loaded again and recorded on the CPU."""
+    from .torch_trace import without_dynamo_import
+
     try:
-        return run(load("meta"), "meta")
-    except (InputShapeError, NotImplementedError):
+        with without_dynamo_import():
+            return run(load("meta"), "meta")
+    except (InputShapeError, NotImplementedError, AttributeError, ImportError):
         return run(load("cpu"), "cpu")
 
 
@@ -370,10 +373,13 @@ def _eager(module, request: OpenRequest, specs: list[TensorSpec], fmt: str) -> L
     except Exception:  # noqa: BLE001 - modules holding non-tensor state may not copy; the CPU path still works
         meta = None
     if meta is not None:
+        from .torch_trace import without_dynamo_import
+
         try:
-            return run_module(meta, request, [TensorSpec(s.name, list(s.shape), s.dtype) for s in specs], fmt,
-                              scopes="hooks", device="meta")
-        except (InputShapeError, NotImplementedError):
+            with without_dynamo_import():
+                return run_module(meta, request, [TensorSpec(s.name, list(s.shape), s.dtype) for s in specs], fmt,
+                                  scopes="hooks", device="meta")
+        except (InputShapeError, NotImplementedError, AttributeError, ImportError):
             pass
     return run_module(module, request, specs, fmt, scopes="hooks", device="cpu")
 

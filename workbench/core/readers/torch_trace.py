@@ -13,6 +13,9 @@ and ops without weights inherit from their producer (marked ``derived``).
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import types
 from math import prod
 from typing import Any, Callable
 
@@ -195,6 +198,42 @@ class GraphRecorder(TorchDispatchMode):
         n = self._names.get(base, 0)
         self._names[base] = n + 1
         return base if n == 0 else f"{base}_{n}"
+
+
+@contextlib.contextmanager
+def without_dynamo_import():
+    """Keep meta kernels from importing torch._dynamo while a pass is recorded.
+
+    Many meta kernels are Python references wrapped so that Dynamo never traces them; the wrapper imports
+    torch._dynamo on first use (1.5 s here, most of an inspect). Nothing is compiled while recording, so a stand-in
+    whose ``disable`` returns the function unchanged serves; it is removed afterwards. Callers retry without it if
+    a model's forward needs the real module.
+    """
+    if "torch._dynamo" in sys.modules:
+        yield
+        return
+    touched: list = []
+
+    def disable(fn=None, recursive=True, wrapping=True, **kw):
+        touched.append(fn)
+        return fn
+
+    stub = types.ModuleType("torch._dynamo")
+    stub.disable = disable  # type: ignore[attr-defined]
+    stub.is_compiling = lambda: False  # type: ignore[attr-defined]
+    sys.modules["torch._dynamo"] = stub
+    try:
+        yield
+    finally:
+        if sys.modules.get("torch._dynamo") is stub:
+            del sys.modules["torch._dynamo"]
+        if vars(torch).get("_dynamo") is stub:  # not getattr: torch's lazy __getattr__ would import the real one
+            delattr(torch, "_dynamo")
+        # The wrapper caches what disable() returned on each function; drop those so the real Dynamo, if it is
+        # imported later in this process, wraps them properly.
+        for fn in touched:
+            if getattr(fn, "__dynamo_disable", None) is fn:
+                delattr(fn, "__dynamo_disable")
 
 
 def derive_missing_scopes(nodes: list[Node]) -> None:
