@@ -134,3 +134,24 @@ def test_exported_torch_model_gets_module_scopes_and_a_scope_tree(small_cnn):
     for scope in tree.walk():
         assert scope.macs == sum(c.macs for c in scope.children.values()) + sum(
             g.nodes[i].macs or 0 for i in scope.node_indices)
+
+
+def test_several_inputs_bind_by_name_or_position(tmp_path):
+    a = helper.make_tensor_value_info("ids", TensorProto.FLOAT, ["batch", 16])
+    b = helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    w = numpy_helper.from_array(np.ones((16, 4), np.float32) * np.arange(4, dtype=np.float32), "w")
+    nodes = [helper.make_node("Mul", ["ids", "mask"], ["m"], name="mul"),
+             helper.make_node("MatMul", ["m", "w"], ["y"], name="proj/MatMul")]
+    model = helper.make_model(helper.make_graph(nodes, "g", [a, b], [y], initializer=[w]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "two.onnx"
+    onnx.save(model, path)
+    with pytest.raises(InputShapeError, match="'ids' has dynamic shape"):
+        _open(path)
+    by_name = _open(path, "mask:3x16", "ids:3x16")
+    by_position = _open(path, "3x16", "3x16")
+    assert by_name.macs == by_position.macs == 3 * 16 + 3 * 4 * 16
+    assert [s.shape for s in by_name.inputs] == [[3, 16], [3, 16]]
+    with pytest.raises(InputShapeError, match="3 input shapes given"):
+        _open(path, "3x16", "3x16", "3x16")

@@ -132,3 +132,15 @@ print("ok", g.macs)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith("ok")
+
+
+def test_export_program_with_dynamic_batch_binds_the_given_shape(small_cnn, tmp_path):
+    batch = torch.export.Dim("batch", min=1, max=64)
+    program = torch.export.export(small_cnn.module, (torch.randn(2, 1, 28, 28),), dynamic_shapes=({0: batch},))
+    path = tmp_path / "dyn.pt2"
+    torch.export.save(program, path)
+    with pytest.raises(InputShapeError, match="dynamic shape"):
+        _open(path, shapes=())
+    one = _open(path, shapes=("1x1x28x28",))
+    four = _open(path, shapes=("4x1x28x28",))
+    assert four.macs == 4 * one.macs and four.params == one.params == small_cnn.params

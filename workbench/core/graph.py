@@ -84,6 +84,7 @@ class LayerGraph:
     outputs: list[TensorSpec]
     edges: list[Edge] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    request: Any = field(default=None, repr=False)  # the OpenRequest that produced it (to reload weights)
     _scope_root: ScopeNode | None = field(default=None, repr=False)
 
     # ---- totals -------------------------------------------------------------------------------------------

@@ -47,7 +47,9 @@ def open_model(request: OpenRequest) -> LayerGraph:
     for reader in readers():
         if reader.match(path, head):
             try:
-                return reader.open(request)
+                graph = reader.open(request)
+                graph.request = request
+                return graph
             except WorkbenchError:
                 raise
             except MemoryError:
