@@ -1,4 +1,4 @@
-"""The ``workbench`` command: inspect models now; the desktop app, recipes, export and benchmarks build on it."""
+"""The ``workbench`` command: the desktop app (default), ``inspect`` and ``archs``."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser.add_argument("--demo", action="store_true", help="open the bundled demo model")
+    parser.add_argument("--demo", action="store_true", help="open the app on the bundled demo model")
     sub = parser.add_subparsers(dest="command")
 
     p = sub.add_parser("inspect", help="print a model's layers with parameters and MACs")
@@ -40,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, metavar="N", help="show only the N layers with the most MACs")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+
+    gp = sub.add_parser("gui", help="open the desktop app (the default command)")
+    _model_args(gp)
+    gp.add_argument("--screenshot", metavar="FILE.png",
+                    help="open the model, save a PNG of the window once the graph is drawn, and exit")
+    gp.add_argument("--theme", choices=["system", "light", "dark"], help="theme for this run")
+    gp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
 
     a = sub.add_parser("archs", help="list the built-in architectures")
     a.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
@@ -80,6 +87,13 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_gui(args) -> int:
+    from workbench.gui.app import run
+
+    return run(model=args.model, demo=args.demo, shapes=args.input_shape, trust=args.trust_code, arch=args.arch,
+               screenshot=args.screenshot, theme=args.theme)
+
+
 def cmd_archs(args) -> int:
     from workbench.core import architectures
 
@@ -101,13 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = bool(getattr(args, "debug", False))
     if not debug:
         warnings.filterwarnings("ignore")
-    if args.command is None:
-        if not args.demo:
-            parser.print_help()
-            return 0
-        # Until the desktop app exists, opening the demo prints its inspection.
-        args = parser.parse_args(["inspect", "--demo"] + (["--debug"] if debug else []))
-    handler = {"inspect": cmd_inspect, "archs": cmd_archs}[args.command]
+    if args.command is None:  # `workbench` alone opens the app
+        args = parser.parse_args(["gui"] + (["--demo"] if args.demo else []) + (["--debug"] if debug else []))
+    handler = {"inspect": cmd_inspect, "archs": cmd_archs, "gui": cmd_gui}[args.command]
     from workbench.core.errors import WorkbenchError
 
     try:

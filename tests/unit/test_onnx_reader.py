@@ -155,3 +155,23 @@ def test_several_inputs_bind_by_name_or_position(tmp_path):
     assert [s.shape for s in by_name.inputs] == [[3, 16], [3, 16]]
     with pytest.raises(InputShapeError, match="3 input shapes given"):
         _open(path, "3x16", "3x16", "3x16")
+
+
+@pytest.mark.parametrize("parts, path", [
+    (["features", "features.1", "conv", "conv.0", "conv.0.0"], "features.1.conv.0.0"),
+    (["layer1", "layer1.0", "conv1"], "layer1.0.conv1"),
+    (["layer1", "layer1.0", "downsample", "downsample.0"], "layer1.0.downsample.0"),
+    (["", "encoder", "encoder.layers", "encoder.layers.0", "attn", "qkv"], "encoder.layers.0.attn.qkv"),
+    (["model", "block", "conv"], "model.block.conv"),
+])
+def test_exporter_name_scopes_become_module_paths(parts, path):
+    from workbench.core.readers.onnx_reader import _join_path
+
+    assert _join_path(parts) == path
+
+
+def test_onnx_scopes_match_the_torch_module_paths(mobilenet):
+    g = _open(mobilenet.onnx)
+    modules = {name for name, _ in mobilenet.module.named_modules()}
+    convs = [n for n in g.nodes if n.op_type == "Conv"]
+    assert convs and all(n.scope in modules for n in convs), [n.scope for n in convs if n.scope not in modules]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import ModelFiles
+from model_files import ModelFiles
 from workbench.core.readers import OpenRequest, open_model
 from workbench.core.shapes import ShapeRequest
 

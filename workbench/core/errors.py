@@ -46,4 +46,11 @@ class TrustRequired(WorkbenchError):
 
 
 class InputShapeError(WorkbenchError):
-    """Input shapes are missing, malformed or do not fit the model."""
+    """Input shapes are missing, malformed or do not fit the model.
+
+    ``inputs`` lists the model's declared inputs (TensorSpec) when known, so a GUI can ask for the shapes.
+    """
+
+    def __init__(self, problem: str, hint: str = "", path=None, inputs: list | None = None):
+        super().__init__(problem, hint, path)
+        self.inputs = inputs or []

@@ -92,12 +92,14 @@ def bind_shapes(inputs: list[TensorSpec], request: ShapeRequest, source: str) ->
             f"the model has no input named {', '.join(sorted(unknown))}",
             f"its inputs are: {names}",
             source,
+            inputs=inputs,
         )
     if len(request.by_position) > len(inputs):
         raise InputShapeError(
             f"{len(request.by_position)} input shapes given but the model has {len(inputs)} input(s)",
             "pass one --input-shape per input",
             source,
+            inputs=inputs,
         )
     bound = []
     for i, spec in enumerate(inputs):
@@ -109,6 +111,7 @@ def bind_shapes(inputs: list[TensorSpec], request: ShapeRequest, source: str) ->
                     f"input '{spec.name}' has dynamic shape {shown or '?'}",
                     f"pass --input-shape {spec.name}:{_example(spec.shape)}",
                     source,
+                    inputs=inputs,
                 )
             bound.append(tuple(int(d) for d in spec.shape))
             continue
@@ -124,6 +127,7 @@ def bind_shapes(inputs: list[TensorSpec], request: ShapeRequest, source: str) ->
                     f"input '{spec.name}' has fixed size {want} on axis {axis} but --input-shape gave {got}",
                     f"pass --input-shape {spec.name}:{_example(spec.shape)}",
                     source,
+                    inputs=inputs,
                 )
         bound.append(tuple(given))
     return bound

@@ -146,6 +146,12 @@ def graph_from_onnx(model, request: OpenRequest, fmt: str = "onnx") -> LayerGrap
             for attr in node.attribute:
                 if attr.name == "value" and attr.type == attr.TENSOR:
                     weights[node.output[0]] = (tuple(int(d) for d in attr.t.dims), _dtype(attr.t.data_type))
+    # Exporters alias de-duplicated weights through Identity nodes; those are weights, not layers.
+    aliases: set[int] = set()
+    for i, node in enumerate(g.node):
+        if node.op_type == "Identity" and node.input and node.input[0] in weights and node.output:
+            weights[node.output[0]] = weights[node.input[0]]
+            aliases.add(i)
     _drop_large_data(model)
 
     inputs = [TensorSpec(vi.name, _value_shape(vi), _dtype(vi.type.tensor_type.elem_type))
@@ -169,7 +175,7 @@ def graph_from_onnx(model, request: OpenRequest, fmt: str = "onnx") -> LayerGrap
     counted: set[str] = set()
     nodes: list[Node] = []
     for i, pn in enumerate(g.node):
-        if pn.op_type == "Constant":
+        if pn.op_type == "Constant" or i in aliases:
             continue
         name = pn.name or f"{pn.op_type}_{i}"
         ins = [t for t in pn.input if t]
@@ -265,12 +271,39 @@ def _infer(model, source: str) -> tuple[dict, dict]:
         try:
             from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-            more = SymbolicShapeInference.infer_shapes(inferred, auto_merge=True, guess_output_rank=True)
+            more = SymbolicShapeInference.infer_shapes(_without_dropped_data(inferred), auto_merge=True,
+                                                       guess_output_rank=True)
             if more is not None:
                 collect(more)
         except Exception:  # noqa: BLE001 - best effort; remaining gaps are reported
             pass
     return shapes, dtypes
+
+
+def _without_dropped_data(model):
+    """A copy where initializers whose data was dropped become graph inputs of the same shape.
+
+    ONNX Runtime's symbolic inference converts every initializer to an array; an emptied one would fail. As inputs
+    they keep their shapes, which is all inference needs. Only small tensors are copied (the large ones are empty).
+    """
+    import onnx
+    from onnx import helper
+
+    light = onnx.ModelProto()
+    light.CopyFrom(model)
+    g = light.graph
+    keep, moved = [], []
+    for t in g.initializer:
+        empty = not (t.raw_data or t.float_data or t.int64_data or t.int32_data or t.double_data)
+        if empty and any(t.dims):
+            moved.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+        else:
+            keep.append(t)
+    if moved:
+        del g.initializer[:]
+        g.initializer.extend(keep)
+        g.input.extend(moved)
+    return light
 
 
 def _attributes(pn) -> dict:
@@ -312,14 +345,22 @@ def _scope(pn, weight_names: list[str]) -> tuple[str, str]:
 
 
 def _join_path(parts: list[str]) -> str:
-    """Join name-scope parts where each may be relative (``conv1``) or already a full path (``layer1.0``)."""
-    cur = ""
-    for p in parts:
-        p = p.strip(".")
-        if not p or p == cur:
+    """Join name-scope parts into a module path.
+
+    Exporters write each part relative to the module that holds it, and a container's children carry the
+    container's name: ``features / features.1 / conv / conv.0 / conv.0.0`` is ``features.1.conv.0.0``. A part that
+    extends the previous part (``conv.0`` after ``conv``) shares the previous part's base; any other part is a child
+    of the path so far.
+    """
+    base = full = prev = ""
+    for p in (p.strip(".") for p in parts):
+        if not p or p == prev:
             continue
-        cur = p if (not cur or p.startswith(cur + ".")) else f"{cur}.{p}"
-    return cur
+        if not (prev and p.startswith(prev + ".")):
+            base = full
+        full = f"{base}.{p}" if base else p
+        prev = p
+    return full
 
 
 def _inherit_scopes(nodes: list[Node]) -> None:

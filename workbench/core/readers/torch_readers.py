@@ -115,6 +115,13 @@ class TorchPickleReader:
                                      "save the model with torch.save(model.state_dict(), ...) or torch.jit.save",
                                      request.path)
             return open_state_dict(state, request)
+        module = self.load_module(request)
+        return _eager(module, request, _declared_inputs(module), self.format)
+
+    def load_module(self, request: OpenRequest):
+        """Unpickle the whole ``nn.Module`` (runs code from the file: needs ``trust_code``)."""
+        import torch
+
         if not request.trust_code:
             raise TrustRequired("is a pickled PyTorch module, and loading it runs code from the file",
                                 _TRUST_HINT, request.path)
@@ -128,8 +135,7 @@ class TorchPickleReader:
         if not isinstance(module, torch.nn.Module):
             raise WorkbenchError(f"the pickle holds a {type(obj).__name__}, not an nn.Module",
                                  "save the module itself, or its state_dict with --arch NAME", request.path)
-        module.eval()
-        return _eager(module, request, _declared_inputs(module), self.format)
+        return module.eval()
 
 
 class PythonFactoryReader:
@@ -142,6 +148,11 @@ class PythonFactoryReader:
         return path.suffix.lower() == ".py"
 
     def open(self, request: OpenRequest) -> LayerGraph:
+        module, declared = self.build(request)
+        return _eager(module, request, _declared_inputs(module) or declared, self.format)
+
+    def build(self, request: OpenRequest):
+        """Import the file and call its factory; returns (module in eval mode, inputs the file declares)."""
         import torch
 
         if not request.trust_code:
@@ -172,8 +183,17 @@ class PythonFactoryReader:
                                  "return the model from the factory", request.path)
         if request.weights is not None:
             _load_weights(module, request.weights)
-        module.eval()
-        return _eager(module, request, _declared_inputs(module) or _declared_inputs(mod), self.format)
+        return module.eval(), _declared_inputs(mod)
+
+
+def load_module(request: OpenRequest):
+    """The ``nn.Module`` of a pickled module or a Python factory (with ``--weights``), built as the reader builds it.
+
+    Both run code from the file, so ``request.trust_code`` must be set.
+    """
+    if request.path.suffix.lower() == ".py":
+        return PythonFactoryReader().build(request)[0]
+    return TorchPickleReader().load_module(request)
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------
@@ -328,7 +348,7 @@ def _bind(request: OpenRequest, specs: list[TensorSpec], fmt: str) -> list[tuple
     unknown = [s for s in specs if not s.shape]
     if unknown and not request.shapes:
         raise InputShapeError(f"a {fmt} file does not record its input shape",
-                              "pass --input-shape, e.g. --input-shape 1x3x224x224", source)
+                              "pass --input-shape, e.g. --input-shape 1x3x224x224", source, inputs=specs)
     # Specs without a recorded rank accept any rank the user gives.
     bound = []
     for i, spec in enumerate(specs):
@@ -336,7 +356,8 @@ def _bind(request: OpenRequest, specs: list[TensorSpec], fmt: str) -> list[tuple
         if not spec.shape:
             if given is None:
                 raise InputShapeError(f"no shape given for input '{spec.name}'",
-                                      f"pass one --input-shape per input ({len(specs)} inputs)", source)
+                                      f"pass one --input-shape per input ({len(specs)} inputs)", source,
+                                      inputs=specs)
             spec.shape = list(given)
             bound.append(tuple(given))
         else:

@@ -1,0 +1,499 @@
+"""The main window: layer graph in the centre; layer table, details, overview and log in docks."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (QApplication, QComboBox, QCompleter, QDockWidget, QFileDialog, QLabel, QLineEdit,
+                               QMainWindow, QMessageBox, QProgressBar, QPushButton, QToolBar)
+
+from workbench import __version__
+from workbench.core import metrics
+from workbench.core.errors import InputShapeError, TrustRequired, WorkbenchError
+from workbench.core.loading import ViewState, load_steps, show, view_steps
+from workbench.core.progress import Progress
+from workbench.core.readers import split_factory
+from workbench.core.readers.base import OpenRequest
+from workbench.core.report import human, human_bytes
+from workbench.core.shapes import ShapeRequest
+from workbench.core.viewgraph import all_scopes, default_expansion, toggle
+
+from . import theme
+from .details_panel import DetailsPanel
+from .dialogs import InputShapeDialog, confirm_trust
+from .graph_view import GraphView
+from .layer_table import LayerTable
+from .log_panel import LogPanel
+from .minimap import Minimap
+from .workers import TaskSlot
+
+log = logging.getLogger("workbench.gui")
+MAX_RECENT = 10
+MODEL_FILTER = "Models (*.onnx *.pt *.pth *.pt2 *.bin *.ckpt *.py);;All files (*)"
+
+
+class MainWindow(QMainWindow):
+    """Signals: ``model_loaded(graph)``, ``view_ready()`` after every (re)draw, ``load_failed(message)``."""
+
+    model_loaded = Signal(object)
+    view_ready = Signal()
+    load_failed = Signal(str)
+
+    def __init__(self, settings: QSettings | None = None):
+        super().__init__()
+        self.settings = settings or QSettings()
+        self.state: ViewState | None = None
+        self.request: OpenRequest | None = None
+        self.loader = TaskSlot(self)
+        self.relayout = TaskSlot(self)
+        self.last_error = ""
+        self.setWindowTitle("Model Workbench")
+        self.setAcceptDrops(True)
+        self.resize(1440, 900)
+        self.setDockNestingEnabled(True)
+
+        self.graph_view = GraphView(self)
+        self.setCentralWidget(self.graph_view)
+        self.table = LayerTable(self)
+        self.details = DetailsPanel(self)
+        self.log_panel = LogPanel(self)
+        self.minimap = Minimap(self.graph_view, self)
+        self.docks = {}
+        self._dock("layers", "Layers", self.table, Qt.BottomDockWidgetArea)
+        self._dock("log", "Log", self.log_panel, Qt.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.docks["layers"], self.docks["log"])
+        self.docks["layers"].raise_()
+        self._dock("overview", "Overview", self.minimap, Qt.RightDockWidgetArea)
+        self._dock("details", "Details", self.details, Qt.RightDockWidgetArea)
+        self.splitDockWidget(self.docks["overview"], self.docks["details"], Qt.Vertical)
+        self.resizeDocks([self.docks["overview"], self.docks["details"]], [180, 560], Qt.Vertical)
+        self.resizeDocks([self.docks["details"]], [380], Qt.Horizontal)
+        self.resizeDocks([self.docks["layers"]], [230], Qt.Vertical)
+
+        self._build_status_bar()
+        self._build_actions()
+        self._build_toolbar()
+
+        self.graph_view.item_selected.connect(self._graph_selected)
+        self.graph_view.toggle_requested.connect(self.toggle_scope)
+        self.table.node_selected.connect(self.select_node)
+
+        self.theme_choice = str(self.settings.value("theme", "system"))
+        self.apply_theme(self.theme_choice, save=False)
+        QApplication.styleHints().colorSchemeChanged.connect(self._system_scheme_changed)
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        layout = self.settings.value("window/state")
+        if layout is not None:
+            self.restoreState(layout)
+        metric = str(self.settings.value("heat_metric", "macs"))
+        self.set_metric(metric if metric in {s.id for s in metrics.sources()} else "macs")
+        self._refresh_recent()
+        log.info("Model Workbench %s ready", __version__)
+
+    # ---- construction -------------------------------------------------------------------------------------
+    def _dock(self, name: str, title: str, widget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{name}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.docks[name] = dock
+        return dock
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.totals_label = QLabel("Open a model: File › Open, drop a file here, or File › Open demo", self)
+        bar.addWidget(self.totals_label, 1)
+        self.progress = QProgressBar(self)
+        self.progress.setMaximumWidth(220)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.hide()
+        self.cancel_button.clicked.connect(self.cancel_loading)
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.cancel_button)
+
+    def _action(self, text: str, slot, shortcut=None, menu=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setStatusTip(tip)
+        if slot is not None:
+            action.triggered.connect(slot)
+        if menu is not None:
+            menu.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        mb = self.menuBar()
+        file_menu = mb.addMenu("&File")
+        self.open_action = self._action("&Open…", self.choose_file, QKeySequence.Open, file_menu)
+        self._action("Open &demo model", self.open_demo, None, file_menu)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        file_menu.addSeparator()
+        self._action("&Quit", self.close, QKeySequence.Quit, file_menu)
+
+        edit = mb.addMenu("&Edit")
+        # Reserved: undo/redo arrive with projects; the shortcuts are taken now so nothing else claims them.
+        self.undo_action = self._action("&Undo", None, QKeySequence.Undo, edit)
+        self.redo_action = self._action("&Redo", None, QKeySequence("Ctrl+Shift+Z"), edit)
+        self.undo_action.setEnabled(False)
+        self.redo_action.setEnabled(False)
+
+        view = mb.addMenu("&View")
+        self.find_action = self._action("&Find layer…", self.focus_find, QKeySequence.Find, view)
+        self.fit_action = self._action("&Fit to window", self.graph_view.fit, QKeySequence("F"), view)
+        self._action("Show &whole graph", self.graph_view.fit_all, QKeySequence("Shift+F"), view)
+        self._action("Zoom &in", lambda: self.graph_view.zoom(1.25), QKeySequence.ZoomIn, view)
+        self._action("Zoom &out", lambda: self.graph_view.zoom(0.8), QKeySequence.ZoomOut, view)
+        view.addSeparator()
+        self._action("&Expand all scopes", self.expand_all, QKeySequence("Ctrl+E"), view)
+        self._action("&Collapse to overview", self.collapse_overview, QKeySequence("Ctrl+Shift+E"), view)
+        view.addSeparator()
+        color_menu = view.addMenu("&Colour layers by")
+        self.metric_group = QActionGroup(self)
+        self.metric_actions = {}
+        for source in metrics.sources():
+            a = self._action(f"{source.label} ({source.provenance})", None, None, color_menu)
+            a.setCheckable(True)
+            a.triggered.connect(lambda checked=False, sid=source.id: self.set_metric(sid))
+            self.metric_group.addAction(a)
+            self.metric_actions[source.id] = a
+        theme_menu = view.addMenu("&Theme")
+        self.theme_group = QActionGroup(self)
+        self.theme_actions = {}
+        for choice in theme.THEMES:
+            a = self._action(choice.capitalize() if choice != "system" else "Follow system", None, None, theme_menu)
+            a.setCheckable(True)
+            a.triggered.connect(lambda checked=False, c=choice: self.apply_theme(c))
+            self.theme_group.addAction(a)
+            self.theme_actions[choice] = a
+        view.addSeparator()
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+
+        help_menu = mb.addMenu("&Help")
+        self._action("&About Model Workbench", self.about, None, help_menu)
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Main", self)
+        bar.setObjectName("toolbar_main")
+        bar.setMovable(False)
+        self.addToolBar(bar)
+        bar.addAction(self.open_action)
+        bar.addAction(self.fit_action)
+        bar.addSeparator()
+        bar.addWidget(QLabel(" Colour by ", self))
+        self.metric_combo = QComboBox(self)
+        for source in metrics.sources():
+            self.metric_combo.addItem(f"{source.label} ({source.provenance})", source.id)
+        self.metric_combo.currentIndexChanged.connect(
+            lambda i: self.set_metric(self.metric_combo.itemData(i)))
+        bar.addWidget(self.metric_combo)
+        bar.addSeparator()
+        self.find_edit = QLineEdit(self)
+        self.find_edit.setPlaceholderText("Find layer (Ctrl+F)")
+        self.find_edit.setClearButtonEnabled(True)
+        self.find_edit.setMaximumWidth(320)
+        self.find_edit.returnPressed.connect(lambda: self.find_layer(self.find_edit.text()))
+        bar.addWidget(self.find_edit)
+
+    # ---- opening ------------------------------------------------------------------------------------------
+    def choose_file(self) -> None:
+        start = str(self.settings.value("last_dir", str(Path.home())))
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", start, MODEL_FILTER)
+        if path:
+            self.settings.setValue("last_dir", str(Path(path).parent))
+            self.open_path(path)
+
+    def open_demo(self) -> None:
+        from workbench.core.demo import demo_request
+
+        self.open_request(demo_request())
+
+    def open_path(self, path: str, shapes: list[str] | None = None, trust: bool = False,
+                  arch: str | None = None) -> None:
+        file, factory = split_factory(str(path))
+        try:
+            request = OpenRequest(path=file, shapes=ShapeRequest.parse(shapes), trust_code=trust,
+                                  architecture=arch, factory=factory)
+        except WorkbenchError as exc:
+            self.show_error(exc.one_line())
+            return
+        self.open_request(request)
+
+    def open_request(self, request: OpenRequest) -> None:
+        """Open a model on a worker thread; progress and Cancel in the status bar."""
+        self.request = request
+        log.info("Opening %s", request.path)
+        task = self._start_loading(request.path.name, lambda token: load_steps(request, token))
+        task.finished.connect(lambda state, r=request: self._loaded(r, state))
+        task.failed.connect(lambda exc, r=request: self._load_failed(r, exc))
+
+    def show_graph(self, graph) -> None:
+        """Show a LayerGraph that is already in memory (built by code rather than read from a file)."""
+        task = self._start_loading(graph.source, lambda token: view_steps(graph, token))
+        task.finished.connect(lambda state: self._loaded(None, state))
+        task.failed.connect(lambda exc: self.show_error(f"{graph.source}: {exc}"))
+
+    def _start_loading(self, name: str, factory):
+        self.progress.setRange(0, 0)
+        self.progress.setFormat(f"Opening {name}…")
+        self.progress.show()
+        self.cancel_button.show()
+        task = self.loader.start("open", factory)
+        task.progressed.connect(self._on_progress)
+        task.cancelled.connect(self._load_cancelled)
+        return task
+
+    def cancel_loading(self) -> None:
+        if self.loader.current is not None:
+            self.loader.current.cancel()
+
+    def _on_progress(self, p: Progress) -> None:
+        if p.fraction is None:
+            self.progress.setRange(0, 0)
+        else:
+            self.progress.setRange(0, 100)
+            self.progress.setValue(int(100 * p.fraction))
+        self.progress.setFormat(p.message)
+
+    def _end_progress(self) -> None:
+        self.progress.hide()
+        self.cancel_button.hide()
+
+    def _load_cancelled(self) -> None:
+        self._end_progress()
+        log.info("Opening cancelled")
+        self.statusBar().showMessage("Opening cancelled", 4000)
+
+    def _loaded(self, request: OpenRequest | None, state: ViewState) -> None:
+        self._end_progress()
+        self.request = request
+        if request is not None:
+            self._remember(request)
+        self.table.set_graph(state.graph)
+        self.details.set_graph(state.graph)
+        self.graph_view.selected_key = None
+        self._show_state(state, keep_view=False)
+        g = state.graph
+        uncounted = sum(g.uncounted_ops.values())
+        self.totals_label.setText(
+            f"<b>{Path(g.source).name}</b> · {g.format} · {len(g.nodes):,} layers · {human(g.params)} params · "
+            f"{human(g.macs)} MACs · {human(g.flops)} FLOPs · {human_bytes(g.weight_bytes)} weights"
+            f" — counted from shapes, not measured" + (f" · {uncounted} layer(s) not counted" if uncounted else ""))
+        self.setWindowTitle(f"{Path(g.source).name} — Model Workbench")
+        self.find_edit.setCompleter(QCompleter([n.name for n in g.nodes], self))
+        self.find_edit.completer().setCaseSensitivity(Qt.CaseInsensitive)
+        self.find_edit.completer().setFilterMode(Qt.MatchContains)
+        log.info("Opened %s: %d layers, %s params, %s MACs (counted)", g.source, len(g.nodes), human(g.params),
+                 human(g.macs))
+        self.model_loaded.emit(g)
+
+    def _load_failed(self, request: OpenRequest, exc: Exception) -> None:
+        self._end_progress()
+        if isinstance(exc, TrustRequired) and not request.trust_code:
+            if self.ask_trust(str(request.path), exc.problem):
+                request.trust_code = True
+                self.open_request(request)
+            else:
+                log.info("Not loading %s: not trusted", request.path)
+            return
+        if isinstance(exc, InputShapeError) and exc.inputs and not request.shapes:
+            shapes = self.ask_shapes(str(request.path), exc.inputs, exc.problem)
+            if shapes:
+                request.shapes = ShapeRequest.parse(shapes)
+                self.open_request(request)
+            return
+        message = exc.one_line() if isinstance(exc, WorkbenchError) else \
+            f"{request.path}: unexpected {type(exc).__name__}: {exc}"
+        if not isinstance(exc, WorkbenchError):
+            log.exception("Unexpected failure while opening", exc_info=exc)
+        self.show_error(message)
+        self.load_failed.emit(message)
+
+    # Overridable for tests (and for headless use), so no modal dialog blocks.
+    def ask_trust(self, path: str, problem: str) -> bool:
+        return confirm_trust(self, path, problem)
+
+    def ask_shapes(self, path: str, inputs, problem: str) -> list[str] | None:
+        dialog = InputShapeDialog(path, inputs, problem, self)
+        return dialog.shapes() if dialog.exec() else None
+
+    def show_error(self, message: str) -> None:
+        self.last_error = message
+        log.error(message)
+        box = QMessageBox(QMessageBox.Warning, "Could not open the model", message, QMessageBox.Ok, self)
+        box.setAttribute(Qt.WA_DeleteOnClose)
+        box.open()  # window-modal, returns at once: the app keeps running
+        self.error_box = box
+
+    # ---- showing ------------------------------------------------------------------------------------------
+    def _show_state(self, state: ViewState, keep_view: bool) -> None:
+        self.state = state
+        self.graph_view.set_state(state, keep_view=keep_view)
+        self.minimap.refit()
+        self.view_ready.emit()
+
+    def set_expanded(self, expanded: set[str], then_select: int | None = None) -> None:
+        """Re-lay out with another set of open scopes, off the GUI thread; old positions seed the new order."""
+        if self.state is None:
+            return
+        graph, previous = self.state.graph, self.state.layout
+        task = self.relayout.start("layout", lambda token: _relayout(graph, expanded, previous))
+        task.finished.connect(lambda state: self._relaid(state, then_select))
+        task.failed.connect(lambda exc: self.show_error(f"Layout failed: {exc}"))
+
+    def _relaid(self, state: ViewState, then_select: int | None) -> None:
+        self._show_state(state, keep_view=True)
+        if then_select is not None:
+            self.select_node(then_select)
+
+    def toggle_scope(self, scope: str) -> None:
+        if self.state is not None:
+            log.info("%s %s", "Collapsing" if scope in self.state.view.expanded else "Expanding", scope)
+            self.set_expanded(toggle(self.state.view.expanded, scope))
+
+    def expand_all(self) -> None:
+        if self.state is not None:
+            self.set_expanded(all_scopes(self.state.graph))
+
+    def collapse_overview(self) -> None:
+        if self.state is not None:
+            self.set_expanded(default_expansion(self.state.graph, budget=40))
+
+    def set_metric(self, metric_id: str) -> None:
+        self.graph_view.apply_metric(metric_id)
+        self.settings.setValue("heat_metric", metric_id)
+        if metric_id in self.metric_actions:
+            self.metric_actions[metric_id].setChecked(True)
+        i = self.metric_combo.findData(metric_id)
+        if i >= 0 and i != self.metric_combo.currentIndex():
+            self.metric_combo.setCurrentIndex(i)
+
+    # ---- selection ----------------------------------------------------------------------------------------
+    def _graph_selected(self, key: str) -> None:
+        item = self.state.view.by_key.get(key) if self.state else None
+        if item is None:
+            return
+        if item.kind == "node":
+            self.table.select_node(item.node_index)
+            self.details.show_node(item.node_index)
+        else:
+            self.details.show_scope(item.scope)
+
+    def select_node(self, index: int) -> None:
+        """Select a layer everywhere; opens its scope first when it is collapsed."""
+        if self.state is None:
+            return
+        key = self.state.view.key_of_node(index)
+        if not key.startswith("n:"):
+            self.set_expanded(self.state.view.expanded_to_show(index), then_select=index)
+            return
+        self.graph_view.select_key(key, center=False, emit=False)
+        self.graph_view.center_on_key(key)
+        self.table.select_node(index)
+        self.details.show_node(index)
+
+    def focus_find(self) -> None:
+        self.find_edit.setFocus()
+        self.find_edit.selectAll()
+
+    def find_layer(self, text: str) -> int | None:
+        """Select and centre the first layer whose name matches ``text`` (exact, then contained)."""
+        if self.state is None or not text.strip():
+            return None
+        text = text.strip().lower()
+        nodes = self.state.graph.nodes
+        index = next((i for i, n in enumerate(nodes) if n.name.lower() == text), None)
+        if index is None:
+            index = next((i for i, n in enumerate(nodes) if text in n.name.lower()), None)
+        if index is None:
+            self.statusBar().showMessage(f"No layer matches '{text}'", 4000)
+            return None
+        self.select_node(index)
+        return index
+
+    # ---- theme, settings, files ---------------------------------------------------------------------------
+    def apply_theme(self, choice: str, save: bool = True) -> None:
+        self.theme_choice = choice if choice in theme.THEMES else "system"
+        name = theme.apply(QApplication.instance(), self.theme_choice)
+        self.resolved_theme = name
+        colors = theme.graph_colors(name)
+        self.graph_view.set_colors(colors)
+        self.details.set_theme_colors(colors.node.name(), colors.text.name(), colors.selection.name())
+        self.minimap.setBackgroundBrush(colors.background)
+        if self.theme_choice in self.theme_actions:
+            self.theme_actions[self.theme_choice].setChecked(True)
+        if save:
+            self.settings.setValue("theme", self.theme_choice)
+
+    def _system_scheme_changed(self, *_):
+        if self.theme_choice == "system":
+            self.apply_theme("system", save=False)
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _remember(self, request: OpenRequest) -> None:
+        from workbench.core.demo import demo_model_path
+
+        if request.path == demo_model_path():
+            return
+        path = str(request.path)
+        recent = [path] + [p for p in self.recent_files() if p != path]
+        self.settings.setValue("recent", recent[:MAX_RECENT])
+        self._refresh_recent()
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        files = self.recent_files()
+        for path in files:
+            self.recent_menu.addAction(path, lambda p=path: self.open_path(p))
+        if not files:
+            empty = self.recent_menu.addAction("(none yet)")
+            empty.setEnabled(False)
+
+    def about(self) -> None:
+        QMessageBox.about(self, "About Model Workbench",
+                          f"<b>Model Workbench {__version__}</b><br>Inspect, compress and measure neural networks."
+                          "<br>Figures marked <i>counted</i> come from the model's shapes; <i>measured</i> ones from "
+                          "runs on a device.")
+
+    # ---- drag and drop, closing ----------------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        files = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if files:
+            event.acceptProposedAction()
+            self.open_path(files[0])
+
+    def closeEvent(self, event) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.sync()
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Cancel every task and wait for worker threads (a step in progress finishes in the background)."""
+        for slot in (self.loader, self.relayout, self.details.tasks):
+            slot.shutdown()
+        self.log_panel.detach()
+
+
+def _relayout(graph, expanded, previous):
+    yield Progress(None, "Laying out…")
+    return show(graph, expanded, previous)
