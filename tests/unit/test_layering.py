@@ -8,7 +8,8 @@ import pytest
 
 HEADLESS = ["workbench.core", "workbench.core.readers", "workbench.core.readers.onnx_reader",
             "workbench.core.readers.torch_readers", "workbench.core.readers.torch_trace", "workbench.core.report",
-            "workbench.core.architectures", "workbench.core.demo", "workbench.methods", "workbench.devices",
+            "workbench.core.architectures", "workbench.core.demo", "workbench.core.loader", "workbench.core.loading",
+            "workbench.core.weights", "workbench.methods", "workbench.devices",
             "workbench.cli"]
 
 

@@ -21,6 +21,10 @@ class WorkbenchError(Exception):
         self.path = str(path) if path is not None else None
         super().__init__(self.one_line())
 
+    def __reduce__(self):
+        # Errors cross process boundaries (the loader process): keep every field, not just the message.
+        return (_rebuild, (type(self), self.problem, self.hint, self.path, dict(self.__dict__)))
+
     def one_line(self) -> str:
         parts = []
         if self.path:
@@ -54,3 +58,10 @@ class InputShapeError(WorkbenchError):
     def __init__(self, problem: str, hint: str = "", path=None, inputs: list | None = None):
         super().__init__(problem, hint, path)
         self.inputs = inputs or []
+
+
+def _rebuild(cls, problem, hint, path, state):
+    err = cls.__new__(cls)
+    WorkbenchError.__init__(err, problem, hint, path)
+    err.__dict__.update(state)
+    return err

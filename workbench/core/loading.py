@@ -45,15 +45,20 @@ def view_steps(graph: LayerGraph, token: CancelToken | None = None,
     return state
 
 
-def load_steps(request, token: CancelToken | None = None, budget: int = 120) -> Generator[Progress, None, ViewState]:
+def load_steps(request, token: CancelToken | None = None, budget: int = 120,
+               loader=None) -> Generator[Progress, None, ViewState]:
     """Yield progress while opening ``request`` and laying out its graph; return the ViewState.
 
-    Raises WorkbenchError for bad input and Cancelled when ``token`` is set between steps.
+    ``loader`` (a :class:`~workbench.core.loader.LoaderProcess`) reads the model in a child process; without one
+    it is read here. Raises WorkbenchError for bad input and Cancelled when ``token`` is set.
     """
-    from .readers import open_model
-
     token = token or CancelToken()
-    yield Progress(None, f"Reading {request.path.name}…")
-    graph = open_model(request)
+    if loader is not None:
+        graph = yield from loader.open(request, token)
+    else:
+        from .readers import open_model
+
+        yield Progress(None, f"Reading {request.path.name}…")
+        graph = open_model(request)
     token.check()
     return (yield from view_steps(graph, token, budget))

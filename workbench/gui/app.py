@@ -73,4 +73,7 @@ def run(model: str | None = None, demo: bool = False, shapes: list[str] | None =
     elif screenshot:
         QTimer.singleShot(300, save)
     app.exec()
+    from workbench.core.loader import close_shared_loader
+
+    close_shared_loader()
     return status["code"]

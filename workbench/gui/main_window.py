@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QCompleter, QDockWidget,
 from workbench import __version__
 from workbench.core import metrics
 from workbench.core.errors import InputShapeError, TrustRequired, WorkbenchError
+from workbench.core.loader import shared_loader
 from workbench.core.loading import ViewState, load_steps, show, view_steps
 from workbench.core.progress import Progress
 from workbench.core.readers import split_factory
@@ -93,6 +94,7 @@ class MainWindow(QMainWindow):
         metric = str(self.settings.value("heat_metric", "macs"))
         self.set_metric(metric if metric in {s.id for s in metrics.sources()} else "macs")
         self._refresh_recent()
+        shared_loader()  # start the reader process now: it imports torch while the user picks a file
         log.info("Model Workbench %s ready", __version__)
 
     # ---- construction -------------------------------------------------------------------------------------
@@ -232,7 +234,8 @@ class MainWindow(QMainWindow):
         """Open a model on a worker thread; progress and Cancel in the status bar."""
         self.request = request
         log.info("Opening %s", request.path)
-        task = self._start_loading(request.path.name, lambda token: load_steps(request, token))
+        task = self._start_loading(request.path.name,
+                                   lambda token: load_steps(request, token, loader=shared_loader()))
         task.finished.connect(lambda state, r=request: self._loaded(r, state))
         task.failed.connect(lambda exc, r=request: self._load_failed(r, exc))
 
