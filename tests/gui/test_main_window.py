@@ -39,7 +39,8 @@ def test_selection_is_linked_between_table_graph_and_details(qtbot, window, smal
     state = open_and_wait(qtbot, window, small_cnn.onnx)
     conv = next(i for i, n in enumerate(state.graph.nodes) if n.op_type == "Conv")
     # table → graph and details
-    window.table.view.selectRow(window.table.proxy.mapFromSource(window.table.model.index(conv, 0)).row())
+    model = window.table.model
+    window.table.view.selectRow(window.table.proxy.mapFromSource(model.index(model.row_of(conv), 0)).row())
     assert window.graph_view.selected_key == state.view.key_of_node(conv)
     assert window.details.node_index == conv
     # graph → table: click the box of another layer
@@ -50,6 +51,24 @@ def test_selection_is_linked_between_table_graph_and_details(qtbot, window, smal
     qtbot.mouseClick(window.graph_view.viewport(), Qt.LeftButton, pos=pos)
     assert window.table.selected_node() == other
     assert window.details.node_index == other
+
+
+def test_largest_layer_is_one_header_click_away_and_filter_narrows_rows(qtbot, window, mobilenet):
+    state = open_and_wait(qtbot, window, mobilenet.onnx)
+    table = window.table
+    header = table.view.horizontalHeader()
+    x = header.sectionViewportPosition(5) + 5
+    qtbot.mouseClick(header.viewport(), Qt.LeftButton, pos=QPoint(x, 5))  # MACs column
+    if header.sortIndicatorOrder() == Qt.AscendingOrder:
+        qtbot.mouseClick(header.viewport(), Qt.LeftButton, pos=QPoint(x, 5))
+    largest = max(range(len(state.graph.nodes)), key=lambda i: state.graph.nodes[i].macs or 0)
+    assert table.model.node_at(table.proxy.mapToSource(table.proxy.index(0, 0)).row()) == largest
+    table.view.selectRow(0)
+    assert window.graph_view.selected_key == state.view.key_of_node(largest)
+    qtbot.keyClicks(table.filter, "conv")
+    assert 0 < table.visible_rows() < len(state.graph.nodes)
+    assert all("conv" in table.model.haystack[table.model.node_at(table.proxy.mapToSource(
+        table.proxy.index(r, 0)).row())] for r in range(table.visible_rows()))
 
 
 def test_weights_histogram_shows_the_layers_weights(qtbot, window, small_cnn):

@@ -194,12 +194,21 @@ class GraphView(QGraphicsView):
         self.legend.set_scale(source, self.scale_info)
 
     # ---- painting --------------------------------------------------------------------------------------------
+    def _text_colors(self, box: BoxItem) -> tuple[QColor, QColor]:
+        """Main and secondary text colours with enough contrast on the box's fill."""
+        fill = box.fill if box.fill is not None else (self.colors.scope if box.kind == "scope" else self.colors.node)
+        luminance = 0.2126 * fill.redF() + 0.7152 * fill.greenF() + 0.0722 * fill.blueF()
+        main = QColor("#14181d") if luminance > 0.45 else QColor("#f4f6f8")
+        muted = QColor(main)
+        muted.setAlphaF(0.72)
+        return main, muted
+
     def paint_text(self, painter: QPainter, box: BoxItem) -> None:
-        c = self.colors
+        text_color, muted_color = self._text_colors(box)
         r = box.rect.adjusted(9, 5, -9, -5)
         title, subtitle, detail = box.lines
         painter.setFont(self.title_font)
-        painter.setPen(c.text)
+        painter.setPen(text_color)
         line_h = self._fm_title.height()
         head = r.adjusted(0, 0, 0, -(r.height() - line_h))
         value_w = self._fm_body.horizontalAdvance(box.value_text) + 6 if box.value_text else 0
@@ -207,14 +216,14 @@ class GraphView(QGraphicsView):
                          self._fm_title.elidedText(title, Qt.ElideMiddle, head.width() - value_w))
         painter.setFont(self.body_font)
         if box.value_text:
-            painter.setPen(c.muted_text)
+            painter.setPen(muted_color)
             painter.drawText(head, Qt.AlignRight | Qt.AlignVCenter, box.value_text)
         body_h = self._fm_body.height()
         y = head.bottom() + 1
         for text in (subtitle, detail):
             if not text:
                 continue
-            painter.setPen(c.muted_text if text is detail else c.text)
+            painter.setPen(muted_color if text is detail else text_color)
             line = QRectF(r.left(), y, r.width(), body_h)
             painter.drawText(line, Qt.AlignLeft | Qt.AlignVCenter,
                              self._fm_body.elidedText(text, Qt.ElideLeft if text is subtitle else Qt.ElideRight,

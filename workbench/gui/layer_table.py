@@ -2,28 +2,76 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import (QAbstractTableModel, QItemSelectionModel, QModelIndex, QRegularExpression,
-                            QSortFilterProxyModel, Qt, Signal)
+from PySide6.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
 
 from workbench.core.graph import LayerGraph
 from workbench.core.report import shape_text
 
 COLUMNS = ("Name", "Op", "Scope", "Output shape", "Params", "MACs", "% MACs")
-SORT_ROLE = Qt.UserRole + 1
 
 
 class LayerModel(QAbstractTableModel):
+    """Rows are layers in ``order`` (a permutation of node indices): sorting reorders that list in Python once,
+    instead of letting a proxy compare rows through hundreds of thousands of ``data()`` calls."""
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self.graph: LayerGraph | None = None
         self.total = 1
+        self.order: list[int] = []
+        self.position: list[int] = []
+        self.haystack: list[str] = []
+        self.sort_column, self.sort_order = 0, Qt.AscendingOrder
 
     def set_graph(self, graph: LayerGraph | None) -> None:
         self.beginResetModel()
         self.graph = graph
         self.total = (graph.macs or 1) if graph else 1
+        nodes = graph.nodes if graph else []
+        self.haystack = [f"{n.name}\n{n.op_type}\n{n.scope}".lower() for n in nodes]
+        self.order = self._sorted(self.sort_column, self.sort_order)
+        self.position = _inverse(self.order)
         self.endResetModel()
+
+    def node_at(self, row: int) -> int:
+        return self.order[row]
+
+    def row_of(self, node_index: int) -> int:
+        return self.position[node_index]
+
+    def _key(self, column: int):
+        nodes = self.graph.nodes
+        if column == 0:
+            return lambda i: i  # graph order
+        if column == 1:
+            return lambda i: nodes[i].op_type.lower()
+        if column == 2:
+            return lambda i: nodes[i].scope.lower()
+        if column == 3:
+            return lambda i: [d for s in nodes[i].output_shapes if s for d in s]
+        if column == 4:
+            return lambda i: nodes[i].params
+        return lambda i: -1 if nodes[i].macs is None else nodes[i].macs
+
+    def _sorted(self, column: int, order) -> list[int]:
+        if self.graph is None:
+            return []
+        return sorted(range(len(self.graph.nodes)), key=self._key(column),
+                      reverse=order == Qt.DescendingOrder)
+
+    def sort(self, column: int, order=Qt.AscendingOrder) -> None:
+        self.sort_column, self.sort_order = column, order
+        if self.graph is None:
+            return
+        self.layoutAboutToBeChanged.emit()
+        old = self.persistentIndexList()
+        old_nodes = [self.order[i.row()] for i in old]
+        self.order = self._sorted(column, order)
+        self.position = _inverse(self.order)
+        self.changePersistentIndexList(old, [self.index(self.position[n], i.column()) for n, i in
+                                             zip(old_nodes, old)])
+        self.layoutChanged.emit()
 
     def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() or self.graph is None else len(self.graph.nodes)
@@ -41,7 +89,7 @@ class LayerModel(QAbstractTableModel):
     def data(self, index, role=Qt.DisplayRole):
         if not index.isValid() or self.graph is None:
             return None
-        n = self.graph.nodes[index.row()]
+        n = self.graph.nodes[self.order[index.row()]]
         col = index.column()
         if role == Qt.DisplayRole:
             if col == 0:
@@ -58,19 +106,41 @@ class LayerModel(QAbstractTableModel):
                 return "not counted" if n.macs is None else f"{n.macs:,}"
             if col == 6:
                 return "" if n.macs is None else f"{100 * n.macs / self.total:.2f}"
-        if role == SORT_ROLE:
-            if col == 4:
-                return n.params
-            if col in (5, 6):
-                return -1 if n.macs is None else n.macs
-            if col == 0:
-                return index.row()  # graph order
-            return self.data(index, Qt.DisplayRole)
         if role == Qt.TextAlignmentRole and col >= 4:
             return int(Qt.AlignRight | Qt.AlignVCenter)
         if role == Qt.ToolTipRole and col == 5 and n.macs is None:
             return n.mac_rule
         return None
+
+
+def _inverse(order: list[int]) -> list[int]:
+    position = [0] * len(order)
+    for row, node in enumerate(order):
+        position[node] = row
+    return position
+
+
+class LayerFilter(QSortFilterProxyModel):
+    """Filters on name, op and scope (precomputed text); sorting is the source model's."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.needle = ""
+        self.setDynamicSortFilter(False)
+
+    def set_needle(self, text: str) -> None:
+        self.beginFilterChange()
+        self.needle = text.strip().lower()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def filterAcceptsRow(self, row: int, parent) -> bool:
+        if not self.needle:
+            return True
+        model = self.sourceModel()
+        return self.needle in model.haystack[model.order[row]]
+
+    def sort(self, column: int, order=Qt.AscendingOrder) -> None:
+        self.sourceModel().sort(column, order)
 
 
 class LayerTable(QWidget):
@@ -81,11 +151,8 @@ class LayerTable(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.model = LayerModel(self)
-        self.proxy = QSortFilterProxyModel(self)
+        self.proxy = LayerFilter(self)
         self.proxy.setSourceModel(self.model)
-        self.proxy.setSortRole(SORT_ROLE)
-        self.proxy.setFilterKeyColumn(-1)
-        self.proxy.setFilterCaseSensitivity(Qt.CaseInsensitive)
         self.filter = QLineEdit(self)
         self.filter.setPlaceholderText("Filter layers by name, op or scope…")
         self.filter.setClearButtonEnabled(True)
@@ -117,17 +184,16 @@ class LayerTable(QWidget):
         self.model.set_graph(graph)
 
     def _filter(self, text: str) -> None:
-        self.proxy.setFilterRegularExpression(
-            QRegularExpression(QRegularExpression.escape(text), QRegularExpression.CaseInsensitiveOption))
+        self.proxy.set_needle(text)
 
     def _row_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
         if self._quiet or not current.isValid():
             return
-        self.node_selected.emit(self.proxy.mapToSource(current).row())
+        self.node_selected.emit(self.model.node_at(self.proxy.mapToSource(current).row()))
 
     def select_node(self, index: int) -> None:
         """Select a layer's row without emitting ``node_selected`` (the change came from elsewhere)."""
-        src = self.model.index(index, 0)
+        src = self.model.index(self.model.row_of(index), 0)
         row = self.proxy.mapFromSource(src)
         if not row.isValid():  # filtered out: clear the filter so the selection is visible
             self.filter.clear()
@@ -142,7 +208,7 @@ class LayerTable(QWidget):
 
     def selected_node(self) -> int | None:
         current = self.view.selectionModel().currentIndex()
-        return self.proxy.mapToSource(current).row() if current.isValid() else None
+        return self.model.node_at(self.proxy.mapToSource(current).row()) if current.isValid() else None
 
     def visible_rows(self) -> int:
         return self.proxy.rowCount()
