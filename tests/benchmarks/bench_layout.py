@@ -39,8 +39,8 @@ def graph_items(graph):
 
 
 def bench_layout(sizes=SIZES, repeats: int = 3, check: bool = True) -> list[dict]:
-    print("== layered layout of synthetic network graphs (2-core machine; targets: 1k < 0.3 s, 5k < 1 s, "
-          "20k < 3 s)")
+    print("layered_layout on synthetic network graphs; targets on the 2-core machine: 1 k < 0.3 s, 5 k < 1 s, "
+          "20 k < 3 s")
     print(f"{'nodes':>7} {'edges':>7} {'layout s':>9} {'target':>7} {'dummies':>8} {'layers':>7} "
           f"{'crossings':>9} {'width':>8} {'height':>9} {'overlaps':>8} {'thru box':>8} {'check s':>8}")
     rows = []

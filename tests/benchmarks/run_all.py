@@ -3,6 +3,7 @@
 Inspect: for ResNet-50 and ViT-B/16 as ONNX and TorchScript, the wall time of `workbench inspect --json` as a user
 runs it (fresh process, median of 3), the time to open the model inside the process, and peak memory above the
 process's baseline compared with the model file's size. Targets on the 2-core machine: under 3 s, under 3x the file.
+Layout: synthetic graphs of 1 k, 5 k and 20 k layers. GUI: file chosen -> graph drawn, and the longest GUI stall.
 """
 
 from __future__ import annotations
@@ -66,7 +67,18 @@ def bench_inspect() -> None:
 
 
 def main() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_gui
+    import bench_layout
+
     bench_inspect()
+    print("\n== Layered layout, synthetic network graphs")
+    bench_layout.main()
+    files = {}
+    for name in MODELS:
+        for fmt, path in _files(name).items():
+            files[f"{name} ({fmt})"] = path
+    bench_gui.main(files)
 
 
 if __name__ == "__main__":

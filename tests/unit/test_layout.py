@@ -180,7 +180,7 @@ def test_long_edges_pass_between_layers_and_constants_sit_by_their_consumer():
     assert_clean(r, items, edges)
     assert r.layer_of["const"] == r.layer_of["c"] - 1  # pulled down next to its only consumer
     long_edge = next(e for e in r.edges if (e.src, e.dst) == ("in", "d"))
-    assert len(long_edge.points) > 2
+    assert len(long_edge.points) > 2 and r.dummies == 3  # "in" → "d" spans four layers
     ys = [p[1] for p in long_edge.points]
     assert ys == sorted(ys)
 
@@ -250,8 +250,23 @@ def test_synthetic_graphs_are_clean(n):
         prev_bottom = max(r.centers[k][1] + heights[k] / 2 for k in ks)
     # every edge points down
     assert all(r.layer_of[e.src] < r.layer_of[e.dst] for e in r.edges)
-    # the graph stays narrow: a spine with branches, not a staircase
-    assert r.width < 40 * max(it.width for it in items)
+
+
+@pytest.mark.parametrize("n,seed", [(300, 0), (300, 5), (2000, 1)])
+def test_the_spine_of_a_deep_network_is_one_vertical_line(n, seed):
+    # Stem, every residual / inception / attention block's output and the head share one x: no drift sideways
+    # however deep the network, so the picture stays a few boxes wide.
+    graph = synthetic_graph(n, seed)
+    items, edges = graph_items(graph)
+    r = layered_layout(items, edges)
+    last: dict[str, str] = {}
+    for node in graph.nodes:
+        parts = node.scope.split(".")
+        last[".".join(parts[:2]) if parts[0].startswith("stage") else parts[0]] = node.name
+    assert len(last) > 10
+    xs = [r.centers[k][0] for k in last.values()]
+    assert max(xs) - min(xs) < 1e-6
+    assert r.width < 6 * max(it.width for it in items)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -277,6 +292,19 @@ def test_components_are_placed_side_by_side():
     for (lo1, hi1), (lo2, hi2) in zip(spans, spans[1:]):
         assert hi1 <= lo2  # left to right in the order of their first item, not interleaved
     assert r.layer_of["x"] == r.layer_of["y"] == 0
+
+
+def test_many_long_edges_from_one_source_share_a_trunk():
+    keys = [f"c{i}" for i in range(200)]
+    edges = list(zip(keys, keys[1:])) + [("mask", keys[i]) for i in range(5, 200, 10)]
+    edges += [(keys[i], "sink") for i in range(0, 190, 20)]  # and many into one target
+    items = make_items(keys + ["mask", "sink"])
+    r = layered_layout(items, edges)
+    assert_clean(r, items, edges)
+    separate = sum(abs(r.layer_of[e.dst] - r.layer_of[e.src]) - 1 for e in r.edges)
+    assert separate > 1500 and r.dummies < 400  # one trunk each instead of a chain per edge
+    assert count_crossings(r) == brute_force_crossings(r)
+    assert len({r.centers[k][0] for k in keys}) == 1  # the chain stays straight beside the trunks
 
 
 # ---- robustness ----------------------------------------------------------------------------------------------------
@@ -408,9 +436,8 @@ def test_synthetic_graph_looks_like_a_network():
     g = synthetic_graph(1500, seed=1)
     ops = {nd.op_type for nd in g.nodes}
     assert {"Conv", "BatchNormalization", "Relu", "Add", "Concat", "MatMul", "Softmax", "Gemm"} <= ops
-    assert max(len(nd.scope.split(".")) for nd in g.nodes) >= 4
-    assert any(nd.scope.startswith("stage2.") and ".branch" in nd.scope for nd in g.nodes) or \
-        any(".branch" in nd.scope for nd in g.nodes)
+    assert max(len(nd.scope.split(".")) for nd in g.nodes) >= 4  # stage2.block7.branch1.conv2
+    assert any(".branch" in nd.scope for nd in g.nodes) and any(".attn." in nd.scope for nd in g.nodes)
     assert not g.uncounted_ops and g.params > 10_000_000 and g.macs > 10**9
     assert g.inputs[0].shape == [1, 3, 224, 224] and g.outputs[0].name == "logits"
     tree = g.scope_tree

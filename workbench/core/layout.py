@@ -1,26 +1,29 @@
-"""A headless layered (top-to-bottom, Sugiyama-style) graph layout in pure Python + numpy.
+"""A headless layered (top-to-bottom, Sugiyama-style) graph layout in pure Python + numpy (no Qt).
 
-Phases, each at most O((V + E) log V) with V counting the dummy points of long edges:
+Phases, each O((V + E) log V) or better, V counting the dummy points of long edges:
 
-1. **Cycles.** Self loops and duplicate edges are dropped. When the edges do not all run forward in item order, a
-   depth-first search that follows the item order finds the back edges; they are laid out reversed (and drawn
-   back up). Items without edges are placed in a row after everything else; connected components are laid out
-   side by side.
-2. **Layers.** Longest path from the sources; then sources that only feed later layers (constants, biases) move
+1. **Edges.** Self loops and duplicate edges are dropped. When the edges do not all run forward in item order, a
+   depth-first search that follows the item order finds the back edges of cycles; they are laid out reversed and
+   drawn back up. Items without edges go in a row after everything else; components are laid side by side.
+2. **Layers.** Longest path from the sources; then sources that feed only later layers (constants, biases) move
    down to just above their first consumer.
-3. **Dummies.** An edge spanning k > 1 layers gets k − 1 dummy points, so every segment runs between consecutive
-   layer bands and no edge passes through a box.
-4. **Order.** A depth-first order (or the previous layout's x, when given), then ``sweeps`` down/up passes of
-   barycenter ordering, keeping the order with the fewest crossings (counted for all adjacent layer pairs at once
-   with a vectorised bit-by-bit inversion count, O(E log V)).
-5. **x.** Vertical blocks: chains of single-input/single-output layers, the dummy points of a long edge, and a
-   node with its middle neighbour where it has an odd number of them (non-crossing, so blocks never conflict);
-   a block shares one x, so chains and long edges are perfectly straight. Blocks then move a few times toward
-   the mean x of their neighbours, with overlaps resolved by a left-to-right and a right-to-left pass over the
-   block order, averaged — which centres forks and joins (diamonds, inception blocks) over their branches.
+3. **Dummies.** An edge spanning k > 1 layers passes k − 1 dummy points, so every segment runs between two
+   consecutive layer bands and no edge passes through a box. A source (target) with many long edges gets one
+   shared trunk of dummy points that its edges leave (join) one by one: a mask used by every layer costs one
+   chain, not one per consumer.
+4. **Order.** Depth-first order (or the previous layout's x, when given), then ``sweeps`` down and up passes of
+   barycenter ordering, keeping the best order seen — crossings of all adjacent layer pairs are counted at once
+   with a vectorised bit-by-bit inversion count, O(E log V) — then neighbour swaps where they remove crossings.
+5. **x.** Nodes form vertical blocks that share one x, so chains and long edges are perfectly straight: chains of
+   single-input/single-output layers, the dummy points of a long edge, a join with the input its other inputs
+   branched off from (the spine of a residual block), a fork with the middle one of an odd number of branches,
+   and a fork with the join of its branches (an inception or projected residual block), which keeps the spine of
+   a deep network on one vertical line. Blocks then move toward the weighted median x of their neighbours (side
+   branches barely pull a spine), with overlaps resolved by averaging a left-to-right and a right-to-left
+   placement over the block order: forks and joins end up centred over their branches.
 6. **y.** A layer's band is as tall as its tallest item; bands are ``layer_gap`` apart; items are centred in
-   their band. Routes leave the source's bottom-centre, run vertically to the band edge, cross each gap in one
-   straight segment, pass through dummy slots vertically and enter the target's top-centre.
+   their band. Routes leave the source's bottom-centre, drop vertically to the band's edge, cross each gap in one
+   straight segment, pass dummy points vertically and enter the target's top-centre.
 """
 
 from __future__ import annotations
@@ -36,10 +39,9 @@ import numpy as np
 
 DUMMY_WIDTH = 8.0
 _X_PASSES = 8
+_BUNDLE = 4  # a source (target) with this many long edges gets one shared trunk of dummy points
 _SIDE_WEIGHT = 0.05
-_MEDIAN = True
-_TRANSPOSE_ROUNDS = 2  # rounds of neighbour swaps after each barycenter pass
-_TRANSPOSE_FINAL_ROUNDS = 8  # and on the best order at the end
+_TRANSPOSE_ROUNDS = 16  # at most this many rounds of neighbour swaps on the best order
 
 
 @dataclass
@@ -70,24 +72,25 @@ class LayoutResult:
 # ---------------------------------------------------------------------------------------------------------------
 # crossing counting
 # ---------------------------------------------------------------------------------------------------------------
-def _grouped_inversions(group: np.ndarray, vals: np.ndarray) -> int:
-    """Pairs i < j with ``group[i] == group[j]`` and ``vals[i] > vals[j]``; ``group`` is non-decreasing.
+def _grouped_inversions(group: np.ndarray, vals: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per group g, the pairs i < j with ``group[i] == group[j] == g`` and ``vals[i] > vals[j]``.
 
-    Bit by bit from the top (a wavelet-tree count): two values first differ at some bit k, where the larger one
-    has a 1; so for each k, count the pairs in the same (group, higher bits) bucket where a 1 precedes a 0, then
-    stably split every bucket by bit k. O(n log max(vals)) in numpy.
+    ``group`` is non-decreasing, values are >= 0. Bit by bit from the top (a wavelet-tree count): two values first
+    differ at some bit k, where the larger one has a 1; so for each k, count the pairs in the same (group, higher
+    bits) bucket where a 1 precedes a 0, then stably split every bucket by bit k. O(n log max(vals)) in numpy.
     """
+    counts = np.zeros(n_groups, dtype=np.int64)
     n = len(vals)
     if n < 2:
-        return 0
+        return counts
     vals = vals.astype(np.int64, copy=False)
     vmax = int(vals.max())
     if vmax <= 0:
-        return 0
-    bucket = group.astype(np.int64, copy=True)
+        return counts
+    bucket = group.astype(np.int64, copy=True)  # group << (bits done) | those bits
     idx = np.arange(n, dtype=np.int64)
-    total = 0
-    for k in range(vmax.bit_length() - 1, -1, -1):
+    top = vmax.bit_length() - 1
+    for k in range(top, -1, -1):
         bit = (vals >> k) & 1
         change = np.empty(n, dtype=bool)
         change[0] = True
@@ -96,7 +99,9 @@ def _grouped_inversions(group: np.ndarray, vals: np.ndarray) -> int:
         ones = np.cumsum(bit)
         ones_before_start = ones[start] - bit[start]
         ones_before = ones - bit - ones_before_start  # ones earlier in the same bucket
-        total += int(ones_before[bit == 0].sum())
+        zero = bit == 0
+        counts += np.bincount(bucket[zero] >> (top - k), weights=ones_before[zero],
+                              minlength=n_groups).astype(np.int64)[:n_groups]
         if k == 0:
             break
         # stable partition of every bucket: its zeros first, then its ones
@@ -105,24 +110,23 @@ def _grouped_inversions(group: np.ndarray, vals: np.ndarray) -> int:
         end = np.repeat(last + 1, sizes)  # one past the last index of each element's bucket
         ones_in_bucket = ones[end - 1] - ones_before_start
         zeros_in_bucket = (end - start) - ones_in_bucket
-        new_pos = np.where(bit == 0, start + (idx - start) - ones_before,
-                           start + zeros_in_bucket + ones_before)
+        new_pos = np.where(zero, start + (idx - start) - ones_before, start + zeros_in_bucket + ones_before)
         nv = np.empty_like(vals)
         nb = np.empty_like(bucket)
         nv[new_pos] = vals
         nb[new_pos] = bucket * 2 + bit
         vals, bucket = nv, nb
-    return total
+    return counts
 
 
-def _crossings(layer_of_u: np.ndarray, pu: np.ndarray, pv: np.ndarray) -> int:
-    """Crossings of the proper edges (u in layer l, v in layer l + 1) given the positions of their ends."""
+def _crossings(layer_of_u: np.ndarray, pu: np.ndarray, pv: np.ndarray, n_gaps: int) -> np.ndarray:
+    """Crossings between layers l and l + 1, per l, of the edges (u in layer l, v in l + 1) with these positions."""
     if len(pu) < 2:
-        return 0
+        return np.zeros(n_gaps, dtype=np.int64)
     w = int(max(pu.max(), pv.max())) + 1
     key = (layer_of_u.astype(np.int64) * w + pu) * w + pv
     order = np.argsort(key, kind="stable")
-    return _grouped_inversions(layer_of_u[order], pv[order])
+    return _grouped_inversions(layer_of_u[order], pv[order], n_gaps)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -204,9 +208,9 @@ def _layout(items, edges, node_gap, layer_gap, sweeps, previous) -> LayoutResult
     p_comp = list(comp)
     p_succ: list[list[int]] = [[] for _ in range(n)]
     p_pred: list[list[int]] = [[] for _ in range(n)]
-    # Long edges from one source share one chain of dummy points (a trunk that the edges leave one by one), and so
-    # do long edges into one target (a trunk they join): a tensor used all along the network (a mask, a shape) or
-    # a Concat gathering outputs from everywhere costs one chain, not one per edge.
+    # Long edges from a source with many of them share one chain of dummy points (a trunk that the edges leave one
+    # by one), and so do long edges into a target with many (a trunk they join): a tensor used all along the
+    # network (a mask, a shape) or a Concat gathering outputs from everywhere costs one chain, not one per edge.
     first_dummy = [0] * len(le_src)
     out_long = [0] * n
     in_long = [0] * n
@@ -217,15 +221,18 @@ def _layout(items, edges, node_gap, layer_gap, sweeps, previous) -> LayoutResult
     far: dict[int, int] = {}  # source trunks: the last layer they reach
     near: dict[int, int] = {}  # target trunks: the first layer they start from
     by_target = [False] * len(le_src)
+    by_source = [False] * len(le_src)
     for j, (a, b) in enumerate(zip(le_src, le_dst)):
         if layer[b] - layer[a] > 1:
-            if in_long[b] > 1 and in_long[b] > out_long[a]:
+            if in_long[b] >= _BUNDLE and in_long[b] > out_long[a]:
                 by_target[j] = True
                 if layer[a] < near.get(b, layer[b]):
                     near[b] = layer[a]
-            elif layer[b] > far.get(a, 0):
-                far[a] = layer[b]
-    trunk: dict[int, int] = {}  # source or target (as -1 - target) -> its first dummy point
+            elif out_long[a] >= _BUNDLE:
+                by_source[j] = True
+                if layer[b] > far.get(a, 0):
+                    far[a] = layer[b]
+    trunk: dict[int, int] = {}  # trunk key (source a, target as -1 - b, own chain as -1 - n - j) -> first dummy
     chain_next: list[bool] = []  # per dummy point: whether the next id continues its trunk
     nxt = n
     for j, (a, b) in enumerate(zip(le_src, le_dst)):
@@ -235,11 +242,11 @@ def _layout(items, edges, node_gap, layer_gap, sweeps, previous) -> LayoutResult
             p_succ[a].append(b)
             p_pred[b].append(a)
             continue
-        tk = -1 - b if by_target[j] else a
+        tk = -1 - b if by_target[j] else a if by_source[j] else -1 - n - j
         base = trunk.get(tk)
         if base is None:
             base = trunk[tk] = nxt
-            lo, hi = (near[b], layer[b]) if by_target[j] else (la, far[a])
+            lo, hi = (near[b], layer[b]) if by_target[j] else (la, far[a]) if by_source[j] else (la, layer[b])
             prev = -1
             for L in range(lo + 1, hi):
                 d = nxt
@@ -514,6 +521,7 @@ def _seed_from_previous(layers, keys, prev_centers: Mapping[str, tuple[float, fl
 # crossing reduction
 # ---------------------------------------------------------------------------------------------------------------
 def _reduce_crossings(layers, pos, p_layer, p_succ, p_pred, sweeps):
+    """Barycenter sweeps with neighbour swaps, keeping the order with the fewest crossings."""
     eu: list[int] = []
     ev: list[int] = []
     for u, sv in enumerate(p_succ):
@@ -523,16 +531,23 @@ def _reduce_crossings(layers, pos, p_layer, p_succ, p_pred, sweeps):
     eu_a = np.array(eu, dtype=np.int64)
     ev_a = np.array(ev, dtype=np.int64)
     lay_a = np.array(p_layer, dtype=np.int64)[eu_a] if len(eu) else np.zeros(0, dtype=np.int64)
-
-    def count(pos_list) -> int:
-        if len(eu) < 2:
-            return 0
-        p = np.array(pos_list, dtype=np.int64)
-        return _crossings(lay_a, p[eu_a], p[ev_a])
-
-    best = count(pos)
-    best_layers = [list(o) for o in layers]
     n_layers = len(layers)
+
+    def per_gap(pos_list) -> np.ndarray:
+        p = np.array(pos_list, dtype=np.int64)
+        return _crossings(lay_a, p[eu_a], p[ev_a], max(n_layers - 1, 1))
+
+    def improve(order_layers, gaps, rounds) -> int:
+        """Neighbour swaps in the layers next to crossings; returns by how much the count fell."""
+        dirty = np.zeros(n_layers, dtype=bool)
+        hot = np.flatnonzero(gaps)
+        dirty[hot] = True
+        dirty[np.minimum(hot + 1, n_layers - 1)] = True
+        return _transpose(order_layers, pos, p_succ, p_pred, rounds, dirty.tolist())
+
+    gaps = per_gap(pos)
+    best = int(gaps.sum())
+    best_layers = [list(o) for o in layers]
     down = range(1, n_layers)
     up = range(n_layers - 2, -1, -1)
     for _ in range(sweeps):
@@ -540,8 +555,7 @@ def _reduce_crossings(layers, pos, p_layer, p_succ, p_pred, sweeps):
             break
         for rng, nbrs in ((down, p_pred), (up, p_succ)):
             _barycenter_pass(layers, pos, rng, nbrs)
-            _transpose(layers, pos, p_succ, p_pred, _TRANSPOSE_ROUNDS)
-            c = count(pos)
+            c = int(per_gap(pos).sum())
             if c < best:
                 best = c
                 best_layers = [list(o) for o in layers]
@@ -550,8 +564,8 @@ def _reduce_crossings(layers, pos, p_layer, p_succ, p_pred, sweeps):
     for order in best_layers:
         for i, v in enumerate(order):
             pos[v] = i
-    if best > 0:
-        _transpose(best_layers, pos, p_succ, p_pred, _TRANSPOSE_FINAL_ROUNDS)
+    if best > 0:  # then swap neighbours where that removes crossings (sweeping again would undo the swaps)
+        improve(best_layers, per_gap(pos), _TRANSPOSE_ROUNDS)
     return best_layers, pos
 
 
@@ -571,10 +585,10 @@ def _pair_crossings(nu, nv, pos) -> int:
     return sum(bisect.bisect_left(pb, pos[a]) for a in nu)
 
 
-def _transpose(layers, pos, p_succ, p_pred, rounds) -> None:
-    """Swap neighbours in a layer while that removes crossings (each swap strictly lowers the total)."""
+def _transpose(layers, pos, p_succ, p_pred, rounds, dirty) -> int:
+    """Swap neighbours in the ``dirty`` layers while that removes crossings; returns how many it removed."""
     n_layers = len(layers)
-    dirty = [len(o) > 1 for o in layers]
+    removed = 0
     for _ in range(rounds):
         again = [False] * n_layers
         for L in range(n_layers):
@@ -585,12 +599,22 @@ def _transpose(layers, pos, p_succ, p_pred, rounds) -> None:
             for i in range(len(order) - 1):
                 u, v = order[i], order[i + 1]
                 pu, pv, su, sv = p_pred[u], p_pred[v], p_succ[u], p_succ[v]
-                keep = _pair_crossings(pu, pv, pos) + _pair_crossings(su, sv, pos)
-                if keep == 0:
-                    continue
-                if _pair_crossings(pv, pu, pos) + _pair_crossings(sv, su, pos) < keep:
+                if len(pu) == 1 and len(pv) == 1:
+                    a, b = pos[pu[0]], pos[pv[0]]
+                    keep, swap = a > b, b > a
+                else:
+                    keep, swap = _pair_crossings(pu, pv, pos), _pair_crossings(pv, pu, pos)
+                if len(su) == 1 and len(sv) == 1:
+                    a, b = pos[su[0]], pos[sv[0]]
+                    keep += a > b
+                    swap += b > a
+                else:
+                    keep += _pair_crossings(su, sv, pos)
+                    swap += _pair_crossings(sv, su, pos)
+                if swap < keep:
                     order[i], order[i + 1] = v, u
                     pos[u], pos[v] = i + 1, i
+                    removed += keep - swap
                     changed = True
             if changed:
                 again[L] = True
@@ -601,6 +625,7 @@ def _transpose(layers, pos, p_succ, p_pred, rounds) -> None:
         dirty = again
         if not any(dirty):
             break
+    return removed
 
 
 def _barycenter_pass(layers, pos, rng, nbrs) -> None:
@@ -642,7 +667,7 @@ def _barycenter_pass(layers, pos, rng, nbrs) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # x coordinates
 # ---------------------------------------------------------------------------------------------------------------
-def _preferred(v, nbrs, others, pos, n):
+def _preferred(v, nbrs, pos, n):
     """The neighbour a node lines up with: the only one, or the middle of an odd number.
 
     Real items that continue the graph beyond the neighbour (not a constant feeding only this node, not a lone
@@ -656,7 +681,7 @@ def _preferred(v, nbrs, others, pos, n):
         on = [u for u in ns if u >= n]
         if len(on) == 1:
             return on[0]
-    cand = [u for u in ns if u < n and others[u]]
+    cand = [u for u in ns if u < n and nbrs[u]]
     if not cand:
         cand = [u for u in ns if u < n] or ns
     if len(cand) % 2 == 0:
@@ -667,22 +692,23 @@ def _preferred(v, nbrs, others, pos, n):
     return cand[len(cand) // 2]
 
 
-def _blocks(n, layers, pos, p_succ, p_pred) -> tuple[list[int], int, list[int]]:
+def _blocks(n, layers, pos, p_succ, p_pred, bridge=True) -> tuple[list[int], int, list[int]]:
     """Vertical blocks: non-crossing alignments of nodes with a neighbour above, decided top-down.
 
-    A join lines up with the input whose block the other inputs hang from (the spine of a residual or inception
-    block: every other input is a branch or a skip that left that block higher up); failing that, with the middle
-    one of an odd number of inputs, or with the only real input when that one's block begins at a join itself.
-    Joins never line up with one input merely for being the only real item among dummy points (the longest
-    branch of an inception block): that would shift the spine sideways by a branch at every block."""
+    A join lines up as :func:`_join_input` says. Where it shares x with a fork instead (``bridge``), the block
+    spans layers it has no node in; a block graph made cyclic by that (possible only around crossings) is
+    rebuilt without bridges."""
     n_proper = len(pos)
-    pref_down = [_preferred(v, p_succ, p_succ, pos, n) for v in range(n_proper)]
+    pref_down = [_preferred(v, p_succ, pos, n) for v in range(n_proper)]
     align_up = [-1] * n_proper
+    bridge_to = [-1] * n_proper
     blk = [-1] * n_proper
     top: list[int] = []  # the topmost node of each block
+    bottom: list[int] = []  # the lowest layer of each block so far
     for v in layers[0] if layers else ():
         blk[v] = len(top)
         top.append(v)
+        bottom.append(0)
     for L in range(len(layers) - 1):
         cands = []
         for v in layers[L + 1]:
@@ -692,7 +718,9 @@ def _blocks(n, layers, pos, p_succ, p_pred) -> tuple[list[int], int, list[int]]:
             elif v >= n and sum(1 for w in pv if w >= n) == 1:
                 u = next(w for w in pv if w >= n)  # a trunk that long edges join runs straight on
             else:
-                u = _join_input(v, pv, blk, top, p_pred, pos, n)
+                u, fork = _join_input(v, pv, blk, top, p_pred, pos, n, bridge)
+                if fork >= 0:
+                    bridge_to[v] = fork
             if u < 0 or pref_down[u] != v:
                 continue
             prio = 0 if (u >= n and v >= n) else 1 if (len(p_succ[u]) == 1 and len(pv) == 1) else 2
@@ -715,33 +743,74 @@ def _blocks(n, layers, pos, p_succ, p_pred) -> tuple[list[int], int, list[int]]:
             u = align_up[v]
             if u >= 0:
                 blk[v] = blk[u]
-            else:
-                blk[v] = len(top)
-                top.append(v)
+                bottom[blk[v]] = L + 1
+                continue
+            fork = bridge_to[v]
+            if fork >= 0 and bottom[fork] < L + 1:
+                blk[v] = fork  # the join shares the x of the fork its branches left
+                bottom[fork] = L + 1
+                continue
+            blk[v] = len(top)
+            top.append(v)
+            bottom.append(L + 1)
     return blk, len(top), align_up
+
+
+def _fork_of_join(v, p_pred, blk, top, n) -> int:
+    """For a join that no input's block leads into: the block that all its branches left in one step, or -1.
+
+    Such a fork and join (the input and the Concat of an inception block, the input and the Add of a projected
+    residual) belong on one vertical line with the branches spread symmetrically between them."""
+    preds = p_pred[v]
+    if len(preds) < 2:
+        return -1
+    origin = -1
+    branches = 0
+    for w in preds:
+        if w < n and not p_pred[w]:
+            continue  # a constant
+        ps = p_pred[top[blk[w]]]
+        if len(ps) != 1:
+            return -1
+        o = blk[ps[0]]
+        if origin >= 0 and o != origin:
+            return -1
+        origin = o
+        branches += 1
+    if branches < 2 or any(blk[w] == origin for w in preds):
+        return -1
+    return origin
 
 
 _MAX_JOIN = 16  # joins with more inputs skip the spine test (it is quadratic in the inputs)
 _HOPS = 8
 
 
-def _join_input(v, preds, blk, top, p_pred, pos, n) -> int:
-    """The input of a join ``v`` to line up with, or -1."""
+def _join_input(v, preds, blk, top, p_pred, pos, n, bridge) -> tuple[int, int]:
+    """How a join ``v`` lines up: (the input to align with, -1), (-1, the fork block to share x with) or (-1, -1).
+
+    In this order: the input whose block the other inputs branched off from (a residual Add under its spine); the
+    fork all inputs branched off from one step up (inception blocks: symmetric, whatever the branch lengths); the
+    only real input among long edges arriving beside it; the middle one of an odd number of inputs."""
     if len(preds) <= _MAX_JOIN:
         for u in sorted(preds, key=lambda w: (w >= n, pos[w])):
             if not p_pred[u]:
                 continue  # a constant
             spine = blk[u]
             if all(w == u or _hangs_from(w, spine, blk, top, p_pred) for w in preds):
-                return u
+                return u, -1
+    if bridge:
+        fork = _fork_of_join(v, p_pred, blk, top, n)
+        if fork >= 0:
+            return -1, fork
     cand = [u for u in preds if u >= n or p_pred[u]]  # constants feeding only this join do not count
     real = [u for u in cand if u < n]
-    if len(real) == 1 and len(p_pred[top[blk[real[0]]]]) > 1:
-        return real[0]  # a trunk that itself joined branches (Concat → Add): the skips arriving beside it wait
+    if len(real) == 1:
+        return real[0], -1
     if len(cand) % 2 == 0:
-        return -1
+        return -1, -1
     cand.sort(key=pos.__getitem__)
-    return cand[len(cand) // 2]
+    return cand[len(cand) // 2], -1
 
 
 def _hangs_from(w, spine, blk, top, p_pred) -> bool:
@@ -766,7 +835,10 @@ def _assign_x(n, layers, pos, p_succ, p_pred, p_width, p_comp, node_gap) -> list
     dummy_gap = node_gap / 2
     blk, nb, align_up = _blocks(n, layers, pos, p_succ, p_pred)
     built = _block_graph(n, layers, blk, nb, p_width, p_comp, node_gap, dummy_gap)
-    if built is None:  # cannot happen with non-crossing alignments; fall back to one block per node
+    if built is None:  # a fork and join sharing x across crossings: without those bridges (always acyclic)
+        blk, nb, align_up = _blocks(n, layers, pos, p_succ, p_pred, bridge=False)
+        built = _block_graph(n, layers, blk, nb, p_width, p_comp, node_gap, dummy_gap)
+    if built is None:  # cannot happen with non-crossing alignments; one block per node
         blk = list(range(n_proper))
         align_up = [-1] * n_proper
         nb = n_proper
@@ -798,19 +870,11 @@ def _assign_x(n, layers, pos, p_succ, p_pred, p_width, p_comp, node_gap) -> list
     dst = np.array(eb + ea, dtype=np.int64)
     wgt = np.array(wa + wb, dtype=np.float64)
     deg = np.bincount(src, weights=wgt, minlength=nb)
-    has = deg > 0
-    inv_deg = np.where(has, 1.0 / np.where(has, deg, 1.0), 0.0)
 
-    zeros = [0.0] * nb
-    xb = _balanced(topo, left, right, zeros, zeros)
+    xb = _balanced(topo, left, right, [0.0] * nb)
     for _ in range(_X_PASSES):
         xa = np.array(xb)
-        if _MEDIAN:
-            want = _weighted_median(src, xa[dst], wgt, deg, xa)
-        else:
-            want = np.bincount(src, weights=wgt * xa[dst], minlength=nb) * inv_deg
-            want = np.where(has, want, xa).tolist()
-        xb = _balanced(topo, left, right, want, want)
+        xb = _balanced(topo, left, right, _weighted_median(src, xa[dst], wgt, deg, xa))
     return [xb[b] if b >= 0 else 0.0 for b in blk]  # items without edges are placed later
 
 
@@ -872,12 +936,13 @@ def _block_graph(n, layers, blk, nb, p_width, p_comp, node_gap, dummy_gap):
     return topo, left, right
 
 
-def _balanced(topo, left, right, want_l, want_r) -> list[float]:
-    """Average of the placements pushed right (left to right) and pushed left (right to left) from ``want``."""
+def _balanced(topo, left, right, want) -> list[float]:
+    """Blocks as near ``want`` as the separations allow: the mean of the placement pushed right (blocks taken
+    left to right) and the one pushed left (right to left). Both are feasible, so their mean is too."""
     nb = len(topo)
     xl = [0.0] * nb
     for b in topo:
-        x = want_l[b]
+        x = want[b]
         for a, s in left[b]:
             t = xl[a] + s
             if t > x:
@@ -885,7 +950,7 @@ def _balanced(topo, left, right, want_l, want_r) -> list[float]:
         xl[b] = x
     xr = [0.0] * nb
     for b in reversed(topo):
-        x = want_r[b]
+        x = want[b]
         for c, s in right[b]:
             t = xr[c] - s
             if t < x:
@@ -978,7 +1043,7 @@ def count_crossings(result: LayoutResult) -> int:
     b = uniq[:, 2]
     ra = np.unique(a, return_inverse=True)[1].astype(np.int64)
     rb = np.unique(b, return_inverse=True)[1].astype(np.int64)
-    return _crossings(g, ra, rb)
+    return int(_crossings(g, ra, rb, int(g.max()) + 1).sum())
 
 
 def overlapping_boxes(result: LayoutResult, items) -> int:
