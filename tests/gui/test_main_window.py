@@ -97,10 +97,17 @@ def test_collapse_and_expand_scopes(qtbot, window, mobilenet):
     item = window.state.view.by_key["s:features.2"]
     total = sum(window.state.graph.nodes[i].macs or 0 for i in item.node_indices)
     assert window.graph_view.boxes[item.key].value_text == metrics.format_value(metrics.get("macs"), total)
+    view = window.graph_view
+    view.center_on_key("s:features.2")
+    seen_at = view.mapFromScene(view.boxes["s:features.2"].scenePos())
     with qtbot.waitSignal(window.view_ready, timeout=30000):
         window.toggle_scope("features.2")
     assert len(window.state.view.items) == before
-    assert "s:features.2" not in window.graph_view.boxes
+    assert "s:features.2" not in view.boxes
+    # The user keeps their place: the scope's first layer appears where its box was.
+    first = view.mapFromScene(window._scope_anchor_box("features.2").scenePos())
+    assert abs(first.y() - seen_at.y()) <= 2
+    assert abs(first.x() - seen_at.x()) <= 20  # the scroll range may stop it at the scene's edge
 
 
 def test_large_graphs_open_collapsed_to_a_readable_level(qtbot, window):

@@ -30,6 +30,12 @@ SHORT_OPS = {"BatchNormalization": "BatchNorm", "LayerNormalization": "LayerNorm
              "GlobalMaxPool": "GlobalMaxPool", "DequantizeLinear": "Dequantize", "QuantizeLinear": "Quantize"}
 
 
+def scope_title(path: str) -> str:
+    """A short title for a scope box: its name, with the container's name for numbered children (layers.5)."""
+    parts = path.split(".")
+    return ".".join(parts[-2:]) if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
+
+
 def _collapsible(scope: ScopeNode) -> bool:
     return scope.node_count > 1
 
@@ -97,7 +103,7 @@ class ViewGraph:
                 item = self.by_key.get(key)
                 if item is None:
                     scope = scopes[box]
-                    item = VisibleItem(key, "scope", box, f"{scope.node_count} layers",
+                    item = VisibleItem(key, "scope", scope_title(box), f"{scope.node_count} layers · {box}",
                                        f"{human(scope.params)} params · {human(scope.macs)} MACs", scope=box)
                     self.by_key[key] = item
                     self.items.append(item)

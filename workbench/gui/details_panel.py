@@ -39,6 +39,8 @@ class DetailsPanel(QWidget):
         self.plot.setMenuEnabled(False)
         self.plot.setLabel("bottom", "weight value")
         self.plot.setLabel("left", "count")
+        for axis in ("bottom", "left"):
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)  # "×0.001" multipliers confuse weight values
         self.curve = self.plot.plot([0, 1], [0], stepMode="center", fillLevel=0)
         weights = QWidget(self)
         wl = QVBoxLayout(weights)

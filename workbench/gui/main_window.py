@@ -344,24 +344,50 @@ class MainWindow(QMainWindow):
         self.minimap.refit()
         self.view_ready.emit()
 
-    def set_expanded(self, expanded: set[str], then_select: int | None = None) -> None:
-        """Re-lay out with another set of open scopes, off the GUI thread; old positions seed the new order."""
+    def set_expanded(self, expanded: set[str], then_select: int | None = None, anchor: str | None = None) -> None:
+        """Re-lay out with another set of open scopes, off the GUI thread; old positions seed the new order.
+
+        ``anchor`` (a scope path) stays where it was on screen, so the user keeps their place.
+        """
         if self.state is None:
             return
         graph, previous = self.state.graph, self.state.layout
+        screen = None
+        if anchor is not None:
+            box = self._scope_anchor_box(anchor)
+            if box is not None:
+                screen = self.graph_view.mapFromScene(box.scenePos())
         task = self.relayout.start("layout", lambda token: _relayout(graph, expanded, previous))
-        task.finished.connect(lambda state: self._relaid(state, then_select))
+        task.finished.connect(lambda state: self._relaid(state, then_select, anchor, screen))
         task.failed.connect(lambda exc: self.show_error(f"Layout failed: {exc}"))
 
-    def _relaid(self, state: ViewState, then_select: int | None) -> None:
+    def _scope_anchor_box(self, scope: str):
+        """The box that stands for ``scope`` now: the collapsed box, or the first visible layer inside it."""
+        view = self.graph_view
+        if f"s:{scope}" in view.boxes:
+            return view.boxes[f"s:{scope}"]
+        for item in self.state.view.items:
+            path = item.scope if item.kind == "scope" else self.state.graph.nodes[item.node_index].scope
+            if path == scope or (path or "").startswith(scope + "."):
+                return view.boxes.get(item.key)
+        return None
+
+    def _relaid(self, state: ViewState, then_select: int | None, anchor: str | None = None, screen=None) -> None:
         self._show_state(state, keep_view=True)
+        if anchor is not None and screen is not None:
+            box = self._scope_anchor_box(anchor)
+            if box is not None:  # scroll so the toggled scope is where the user last saw it
+                view = self.graph_view
+                delta = view.mapFromScene(box.scenePos()) - screen
+                view.horizontalScrollBar().setValue(view.horizontalScrollBar().value() + delta.x())
+                view.verticalScrollBar().setValue(view.verticalScrollBar().value() + delta.y())
         if then_select is not None:
             self.select_node(then_select)
 
     def toggle_scope(self, scope: str) -> None:
         if self.state is not None:
             log.info("%s %s", "Collapsing" if scope in self.state.view.expanded else "Expanding", scope)
-            self.set_expanded(toggle(self.state.view.expanded, scope))
+            self.set_expanded(toggle(self.state.view.expanded, scope), anchor=scope)
 
     def expand_all(self) -> None:
         if self.state is not None:

@@ -60,8 +60,18 @@ class TorchScriptReader:
                                    request.path) from None
             return module.eval()
 
-        return _meta_then_cpu(load, lambda m, dev: run_module(m, request, _script_inputs(m), self.format,
-                                                             scopes="weights", device=dev))
+        def record(module, device: str) -> LayerGraph:
+            from . import torchscript_walk
+
+            try:
+                return run_module(module, request, _script_inputs(module), self.format, scopes="jit",
+                                  device=device)
+            except torchscript_walk.Unsupported:
+                # Control flow: run the module itself; scopes then come from weight names.
+                return run_module(module, request, _script_inputs(module), self.format, scopes="weights",
+                                  device=device)
+
+        return _meta_then_cpu(load, record)
 
 
 class TorchExportReader:
@@ -407,7 +417,11 @@ def _eager(module, request: OpenRequest, specs: list[TensorSpec], fmt: str) -> L
 
 def run_module(module, request: OpenRequest, specs: list[TensorSpec], fmt: str, scopes: str,
                device: str = "cpu") -> LayerGraph:
-    """Run ``module`` once on example inputs under the recorder; ``scopes`` is ``hooks`` or ``weights``."""
+    """Run ``module`` once on example inputs under the recorder.
+
+    ``scopes``: ``hooks`` (eager modules: forward hooks give module paths), ``jit`` (TorchScript walked graph by
+    graph, see :mod:`.torchscript_walk`) or ``weights`` (module paths of the weights an op reads).
+    """
     import torch
 
     from .torch_trace import GraphRecorder, example_inputs, finish_graph
@@ -433,14 +447,27 @@ def run_module(module, request: OpenRequest, specs: list[TensorSpec], fmt: str, 
                 handles.append(sub.register_forward_pre_hook(push(name)))
                 handles.append(sub.register_forward_hook(pop))
         scope_fn = lambda: stack[-1] if stack else ""  # noqa: E731
+    elif scopes == "jit":
+        scope_fn = lambda: stack[-1] if stack else ""  # noqa: E731
     else:
         scope_fn = lambda: None  # noqa: E731
     recorder = GraphRecorder(weights, set(params), scope_fn)
     for spec, t in zip(specs, inputs):
         recorder.register_input(t, spec.name)
+
+    def forward():
+        if scopes != "jit":
+            return module(*inputs)
+        from . import torchscript_walk
+
+        def on_scope(path: str) -> None:
+            stack[:] = [path]
+
+        return torchscript_walk.run(module, inputs, on_scope)
+
     try:
         with torch.no_grad(), torch.jit.optimized_execution(False), recorder:
-            out = module(*inputs)
+            out = forward()
     except RuntimeError as exc:
         raise InputShapeError(f"the model failed on input shape {_shapes_text(shapes)} ({_first_line(exc)})",
                               "pass the --input-shape the model expects", request.path) from None
