@@ -144,3 +144,35 @@ def test_export_program_with_dynamic_batch_binds_the_given_shape(small_cnn, tmp_
     one = _open(path, shapes=("1x1x28x28",))
     four = _open(path, shapes=("4x1x28x28",))
     assert four.macs == 4 * one.macs and four.params == one.params == small_cnn.params
+
+
+def test_torchscript_layers_get_their_exact_module_paths(tmp_path):
+    from model_files import save_torchscript
+    from workbench.core import architectures
+
+    vit = architectures.build("vit_small").eval()
+    path = save_torchscript(vit, (1, 3, 32, 32), tmp_path / "vit.pt")
+    g = _open(path, shapes=("1x3x32x32",))
+    modules = {name for name, _ in vit.named_modules()}
+    assert all(n.scope_source == "module" and n.scope in modules for n in g.nodes)
+    adds = [n for n in g.nodes if n.op_type == "Add" and n.scope.startswith("encoder.layers.")]
+    # Each block's two residual adds live in the block itself, not in its attention or MLP.
+    assert {n.scope for n in adds} == {f"encoder.layers.{i}" for i in range(6)}
+
+
+def test_scripted_control_flow_falls_back_to_weight_scopes(tmp_path):
+    class Gate(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            if x.sum() > 0:
+                x = torch.relu(x)
+            return self.fc(x)
+
+    path = tmp_path / "gate.pt"
+    torch.jit.save(torch.jit.script(Gate()), path)
+    g = _open(path, shapes=("2x4",))
+    gemm = next(n for n in g.nodes if n.op_type == "Gemm")
+    assert gemm.scope == "fc" and g.params == 20
