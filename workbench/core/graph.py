@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterator
 
 from .shapes import TensorSpec
@@ -87,12 +88,12 @@ class LayerGraph:
     request: Any = field(default=None, repr=False)  # the OpenRequest that produced it (to reload weights)
     _scope_root: ScopeNode | None = field(default=None, repr=False)
 
-    # ---- totals -------------------------------------------------------------------------------------------
-    @property
+    # ---- totals (computed once: a graph does not change after its reader built it) ------------------------
+    @cached_property
     def params(self) -> int:
         return sum(n.params for n in self.nodes)
 
-    @property
+    @cached_property
     def macs(self) -> int:
         return sum(n.macs for n in self.nodes if n.macs is not None)
 
@@ -100,15 +101,15 @@ class LayerGraph:
     def flops(self) -> int:
         return 2 * self.macs
 
-    @property
+    @cached_property
     def weight_bytes(self) -> int:
         return sum(n.weight_bytes for n in self.nodes)
 
-    @property
+    @cached_property
     def activation_bytes(self) -> int:
         return sum(n.activation_bytes for n in self.nodes)
 
-    @property
+    @cached_property
     def uncounted_ops(self) -> dict[str, int]:
         """Op types with no MAC rule, with how many nodes of each: their cost is not in :attr:`macs`."""
         return dict(Counter(n.op_type for n in self.nodes if n.macs is None))

@@ -9,8 +9,11 @@ once. It is started early and imports torch while the user is still choosing a f
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import socket
+import subprocess
+import sys
 import threading
+from multiprocessing.connection import Connection
 from typing import Generator
 
 from .errors import WorkbenchError
@@ -67,16 +70,18 @@ class LoaderProcess:
         self._start()
 
     def _start(self) -> None:
-        ctx = multiprocessing.get_context("spawn")  # never fork a process that runs Qt threads
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, self.preload), daemon=True, name="workbench-loader")
-        self._proc.start()
+        # A fresh interpreter (`python -m workbench.core.loader`), not fork (the parent runs Qt threads) and not
+        # multiprocessing's spawn (which re-runs the parent's main script).
+        parent, child = socket.socketpair()
+        self._proc = subprocess.Popen([sys.executable, "-m", "workbench.core.loader", str(child.fileno()),
+                                       *self.preload], pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL)
         child.close()
+        self._conn = Connection(parent.detach())
         self.ready = False
 
     @property
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.is_alive()
+        return self._proc is not None and self._proc.poll() is None
 
     def open(self, request, token: CancelToken | None = None) -> Generator[Progress, None, object]:
         """Yield progress while the child opens ``request``; return its LayerGraph.
@@ -129,8 +134,8 @@ class LoaderProcess:
                     return self._conn.recv()
             except (EOFError, OSError):
                 pass
-            if not self._proc.is_alive():
-                code = self._proc.exitcode
+            if not self.alive:
+                code = self._proc.returncode
                 self._restart()
                 raise WorkbenchError(f"the model reader stopped unexpectedly (exit code {code}) while reading",
                                      "the file may be corrupt or too large for the memory available",
@@ -141,9 +146,13 @@ class LoaderProcess:
         self._start()
 
     def _kill(self) -> None:
-        if self._proc is not None and self._proc.is_alive():
+        if self.alive:
             self._proc.kill()
-            self._proc.join(5)
+        if self._proc is not None:
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
         if self._conn is not None:
             self._conn.close()
 
@@ -152,10 +161,10 @@ class LoaderProcess:
         if self._proc is None:
             return
         try:
-            if self._proc.is_alive():
+            if self.alive:
                 self._conn.send(None)
-                self._proc.join(2)
-        except (OSError, BrokenPipeError):
+                self._proc.wait(2)
+        except (OSError, subprocess.TimeoutExpired):
             pass
         self._kill()
         self._proc = None
@@ -180,3 +189,7 @@ def close_shared_loader() -> None:
         if _shared is not None:
             _shared.close()
             _shared = None
+
+
+if __name__ == "__main__":  # the child: python -m workbench.core.loader FD [MODULE…]
+    _serve(Connection(int(sys.argv[1])), tuple(sys.argv[2:]))
