@@ -21,18 +21,25 @@ class LayerModel(QAbstractTableModel):
         self.total = 1
         self.order: list[int] = []
         self.position: list[int] = []
-        self.haystack: list[str] = []
+        self._haystack: list[str] | None = None
         self.sort_column, self.sort_order = 0, Qt.AscendingOrder
 
     def set_graph(self, graph: LayerGraph | None) -> None:
         self.beginResetModel()
         self.graph = graph
         self.total = (graph.macs or 1) if graph else 1
-        nodes = graph.nodes if graph else []
-        self.haystack = [f"{n.name}\n{n.op_type}\n{n.scope}".lower() for n in nodes]
+        self._haystack = None
         self.order = self._sorted(self.sort_column, self.sort_order)
         self.position = _inverse(self.order)
         self.endResetModel()
+
+    @property
+    def haystack(self) -> list[str]:
+        """Lower-case name, op and scope of every layer, built when the user first filters."""
+        if self._haystack is None:
+            nodes = self.graph.nodes if self.graph else []
+            self._haystack = [f"{n.name}\n{n.op_type}\n{n.scope}".lower() for n in nodes]
+        return self._haystack
 
     def node_at(self, row: int) -> int:
         return self.order[row]
@@ -57,6 +64,8 @@ class LayerModel(QAbstractTableModel):
     def _sorted(self, column: int, order) -> list[int]:
         if self.graph is None:
             return []
+        if column == 0 and order == Qt.AscendingOrder:
+            return list(range(len(self.graph.nodes)))  # graph order: nothing to sort
         return sorted(range(len(self.graph.nodes)), key=self._key(column),
                       reverse=order == Qt.DescendingOrder)
 
