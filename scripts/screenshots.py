@@ -35,7 +35,7 @@ def main(out_dir: str) -> int:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = reference_files()
-    app = make_app()
+    app = make_app()  # noqa: F841 - the application must stay referenced while windows exist
 
     def wait(signal=None, ms=120000, until=None):
         loop = QEventLoop()

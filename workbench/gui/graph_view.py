@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (QGraphicsItem, QGraphicsPathItem, QGraphicsScene,
 
 from workbench.core import metrics
 from workbench.core.loading import ViewState
-from workbench.core.report import human
 
 from .theme import LIGHT, GraphColors
 

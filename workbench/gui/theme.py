@@ -57,39 +57,33 @@ def apply(app: QApplication, choice: str) -> str:
     """Apply the theme to the whole application; returns the resolved name ('light' or 'dark')."""
     name = resolve(choice)
     app.setStyle("Fusion")
-    app.setPalette(_dark_palette() if name == "dark" else _light_palette())
+    app.setPalette(_palette(name))
     return name
 
 
-def _light_palette() -> QPalette:
-    p = QPalette()
-    colors = {
+_PALETTES = {
+    "light": ({
         QPalette.Window: "#f3f4f6", QPalette.WindowText: "#1d232c", QPalette.Base: "#ffffff",
         QPalette.AlternateBase: "#f5f7fa", QPalette.Text: "#1d232c", QPalette.Button: "#eceef1",
         QPalette.ButtonText: "#1d232c", QPalette.Highlight: "#1c7ed6", QPalette.HighlightedText: "#ffffff",
         QPalette.ToolTipBase: "#ffffff", QPalette.ToolTipText: "#1d232c", QPalette.PlaceholderText: "#8a93a0",
         QPalette.Link: "#1864ab", QPalette.Mid: "#c5cad3", QPalette.Dark: "#9aa1ad",
-    }
-    for role, c in colors.items():
-        p.setColor(role, QColor(c))
-    p.setColor(QPalette.Disabled, QPalette.Text, QColor("#9aa1ad"))
-    p.setColor(QPalette.Disabled, QPalette.WindowText, QColor("#9aa1ad"))
-    p.setColor(QPalette.Disabled, QPalette.ButtonText, QColor("#9aa1ad"))
-    return p
-
-
-def _dark_palette() -> QPalette:
-    p = QPalette()
-    colors = {
+    }, "#9aa1ad"),
+    "dark": ({
         QPalette.Window: "#24282f", QPalette.WindowText: "#e6e9ee", QPalette.Base: "#1b1e23",
         QPalette.AlternateBase: "#23272e", QPalette.Text: "#e6e9ee", QPalette.Button: "#2d323a",
         QPalette.ButtonText: "#e6e9ee", QPalette.Highlight: "#339af0", QPalette.HighlightedText: "#0b0d10",
         QPalette.ToolTipBase: "#2d323a", QPalette.ToolTipText: "#e6e9ee", QPalette.PlaceholderText: "#7d8693",
         QPalette.Link: "#74c0fc", QPalette.Mid: "#3a404a", QPalette.Dark: "#15181c",
-    }
+    }, "#6c7480"),
+}
+
+
+def _palette(name: str) -> QPalette:
+    colors, disabled = _PALETTES[name]
+    p = QPalette()
     for role, c in colors.items():
         p.setColor(role, QColor(c))
-    p.setColor(QPalette.Disabled, QPalette.Text, QColor("#6c7480"))
-    p.setColor(QPalette.Disabled, QPalette.WindowText, QColor("#6c7480"))
-    p.setColor(QPalette.Disabled, QPalette.ButtonText, QColor("#6c7480"))
+    for role in (QPalette.Text, QPalette.WindowText, QPalette.ButtonText):
+        p.setColor(QPalette.Disabled, role, QColor(disabled))
     return p

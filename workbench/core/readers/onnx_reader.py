@@ -133,7 +133,6 @@ def graph_from_onnx(model, request: OpenRequest, fmt: str = "onnx") -> LayerGrap
 
     The model is modified in place (large tensor data dropped, input dims bound).
     """
-    import onnx
 
     g = model.graph
     source = str(request.path)
