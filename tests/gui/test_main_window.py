@@ -248,3 +248,12 @@ def test_screenshot_command_writes_a_full_window_png(tmp_path):
     assert proc.returncode == 0, proc.stderr
     image = QImage(str(out))
     assert image.width() >= 1280 and image.height() >= 800
+
+
+def test_single_key_shortcuts_do_not_swallow_typing(qtbot, window, small_cnn):
+    open_and_wait(qtbot, window, small_cnn.onnx)
+    qtbot.keyClicks(window.table.filter, "fc")
+    assert window.table.filter.text() == "fc"
+    window.find_edit.setFocus()
+    qtbot.keyClicks(window.find_edit, "conf")
+    assert window.find_edit.text() == "conf"
