@@ -1,0 +1,104 @@
+"""Data for calibration, fine-tuning and evaluation: the bundled demo digits or an ``.npz`` of arrays.
+
+Arrays are model-ready float32 (N, …) matching the model input; labels are int64. Issue 5 adds image folders,
+preprocessing dialogs and dataset plugins on top of this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import WorkbenchError
+
+
+@dataclass
+class ArrayData:
+    """Inputs ``x`` (float32, model layout) and optional labels ``y`` (int64)."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def take(self, n: int) -> "ArrayData":
+        return ArrayData(self.name, self.x[:n], None if self.y is None else self.y[:n])
+
+    def batches(self, size: int):
+        for i in range(0, len(self.x), size):
+            yield self.x[i:i + size], None if self.y is None else self.y[i:i + size]
+
+
+@dataclass
+class DataBundle:
+    """Train, validation and calibration splits of one source."""
+
+    name: str
+    train: ArrayData
+    val: ArrayData
+    calibration: ArrayData
+
+    @property
+    def num_classes(self) -> int | None:
+        labels = [d.y for d in (self.train, self.val) if d.y is not None]
+        return int(max(int(y.max()) for y in labels) + 1) if labels else None
+
+
+def demo_data(calibration: int = 256) -> DataBundle:
+    """The bundled MNIST digits, normalised as the demo model was trained (see architectures.DEMO_MEAN)."""
+    from .architectures import DEMO_MEAN, DEMO_STD
+    from .demo import demo_dir
+
+    raw = np.load(demo_dir() / "digits.npz")
+
+    def prep(x):
+        return ((x.astype(np.float32) / 255.0 - DEMO_MEAN) / DEMO_STD)[:, None, :, :]
+
+    train = ArrayData("demo/train", prep(raw["x_train"]), raw["y_train"].astype(np.int64))
+    val = ArrayData("demo/val", prep(raw["x_val"]), raw["y_val"].astype(np.int64))
+    return DataBundle("demo", train, val, train.take(calibration))
+
+
+def load_data(spec: str, calibration: int = 256, seed: int = 0) -> DataBundle:
+    """``demo`` or a path to an ``.npz`` with ``x`` (and optionally ``y``); a 80/20 train/validation split."""
+    if spec == "demo":
+        return demo_data(calibration)
+    path = Path(spec)
+    if not path.is_file():
+        raise WorkbenchError("no such data file", "pass --data demo or an .npz file with an array x", path)
+    try:
+        arrays = np.load(path, allow_pickle=False)
+        x = arrays["x"]
+        y = arrays["y"] if "y" in arrays.files else None
+    except (OSError, ValueError) as exc:
+        raise WorkbenchError(f"not a readable .npz file ({exc})", "save it with numpy.savez(path, x=..., y=...)",
+                             path) from None
+    except KeyError:
+        raise WorkbenchError("the .npz file has no array named x", "save the inputs as x (and labels as y)",
+                             path) from None
+    if x.ndim < 2 or len(x) == 0:
+        raise WorkbenchError(f"x has shape {x.shape}; it needs a sample axis first", "save x as (N, …)", path)
+    if y is not None and len(y) != len(x):
+        raise WorkbenchError(f"x has {len(x)} samples but y has {len(y)}", "save one label per sample", path)
+    order = np.random.default_rng(seed).permutation(len(x))
+    x = x[order].astype(np.float32)
+    y = None if y is None else y[order].astype(np.int64)
+    cut = max(1, int(0.8 * len(x))) if len(x) > 1 else 1
+    train = ArrayData(f"{path.name}/train", x[:cut], None if y is None else y[:cut])
+    val = ArrayData(f"{path.name}/val", x[cut:] if len(x) > 1 else x, None if y is None else (y[cut:] if len(x) > 1
+                                                                                              else y))
+    return DataBundle(path.name, train, val, train.take(calibration))
+
+
+def check_fits(data: DataBundle, input_shape: tuple[int, ...], source: str = "") -> None:
+    """Raise WorkbenchError when the samples' shape is not the model input's (batch axis aside)."""
+    want = tuple(input_shape[1:])
+    got = tuple(data.train.x.shape[1:])
+    if want != got:
+        shown = "x".join(map(str, want))
+        raise WorkbenchError(f"the data '{data.name}' has samples of shape {'x'.join(map(str, got))} but the model "
+                             f"takes {shown}", f"provide inputs of shape N x {shown}", source or None)
