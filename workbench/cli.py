@@ -1,4 +1,4 @@
-"""The ``workbench`` command: the desktop app (default), ``inspect`` and ``archs``."""
+"""The ``workbench`` command: the desktop app (default), ``inspect``, ``methods``, ``apply`` and ``archs``."""
 
 from __future__ import annotations
 
@@ -48,6 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
     gp.add_argument("--theme", choices=["system", "light", "dark"], help="theme for this run")
     gp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
 
+    m = sub.add_parser("methods", help="list installed compression methods and their parameters")
+    m.add_argument("--json", action="store_true", help="print one JSON document")
+    m.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+
+    ap = sub.add_parser("apply", help="apply one compression method to a model")
+    _model_args(ap)
+    ap.add_argument("--method", required=True, metavar="ID", help="method id (see `workbench methods`)")
+    ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a method parameter")
+    ap.add_argument("--data", metavar="demo|FILE.npz", help="calibration / training data")
+    ap.add_argument("--out", required=True, metavar="FILE", help="output model (.onnx or .pt2)")
+    ap.add_argument("--json", action="store_true", help="print one JSON document with the result")
+    ap.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+
     a = sub.add_parser("archs", help="list the built-in architectures")
     a.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return parser
@@ -94,6 +107,87 @@ def cmd_gui(args) -> int:
                screenshot=args.screenshot, theme=args.theme)
 
 
+def cmd_methods(args) -> int:
+    from workbench.core import methods as registry
+
+    described = [registry.describe(m) for m in sorted(registry.methods().values(), key=lambda m: m.id)]
+    failed = [{"name": r.name, "target": r.target, "error": r.error} for r in registry.failed()]
+    if args.json:
+        json.dump({"methods": described, "failed": failed}, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    for d in described:
+        print(f"{d['id']:<22} {d['kind']:<9} {d['label']}" + ("  (needs --data)" if d["needs_data"] else ""))
+        for p in d["params"]:
+            rng = ", ".join(map(str, p["choices"])) if p["choices"] else (
+                f"{p['minimum']} … {p['maximum']}" if p["minimum"] is not None or p["maximum"] is not None else "")
+            flag = "  [per layer]" if p["per_layer"] else ""
+            print(f"    {p['name']:<20} default {p['default']!s:<10} {rng}{flag}")
+    for f in failed:
+        print(f"FAILED {f['name']} ({f['target']}): {f['error']}")
+    return 0
+
+
+def _progress_line(p) -> None:
+    width = 28
+    if p.fraction is None:
+        bar = "." * width
+        pct = "   "
+    else:
+        done = int(width * max(0.0, min(1.0, p.fraction)))
+        bar, pct = "#" * done + "-" * (width - done), f"{int(100 * p.fraction):>3}"
+    sys.stderr.write(f"\r[{bar}] {pct}% {p.message[:60]:<60}")
+    sys.stderr.flush()
+
+
+def cmd_apply(args) -> int:
+    from workbench.core.apply import apply, parse_param_values
+    from workbench.core.artifact import ModelArtifact
+    from workbench.core.methods import get
+    from workbench.core.report import human, human_bytes
+
+    graph = open_from_args(args)
+    artifact = ModelArtifact.from_graph(graph)
+    method = get(args.method)
+    values = parse_param_values(method, args.param)
+    data = None
+    if args.data:
+        from workbench.core.data import load_data
+
+        data = load_data(args.data)
+    quiet = args.json or not sys.stderr.isatty()
+    result = apply(artifact, args.method, values, Path(args.out), data=data, before=graph,
+                   on_progress=None if quiet else _progress_line,
+                   log=lambda message: print(message, file=sys.stderr))
+    if not quiet:
+        sys.stderr.write("\n")
+    before, after = result.before, result.after
+    doc = {"method": args.method, "params": result.params.model_dump(), "out": str(result.artifact.path),
+           "format": result.artifact.format, "before": {"params": before.params, "macs": before.macs},
+           "after": {"params": after.params, "macs": after.macs}, "size_bytes": result.artifact.size_bytes,
+           "counting": "params and MACs counted from shapes", "meta": _jsonable(result.artifact.meta)}
+    if args.json:
+        json.dump(doc, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        print(f"{args.method}: wrote {result.artifact.path} ({human_bytes(result.artifact.size_bytes)})")
+        print(f"  params {human(before.params)} -> {human(after.params)}, MACs {human(before.macs)} -> "
+              f"{human(after.macs)} (counted from shapes)")
+    return 0
+
+
+def _jsonable(value):
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        if isinstance(value, dict):
+            return {str(k): _jsonable(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [_jsonable(v) for v in value]
+        return str(value)
+
+
 def cmd_archs(args) -> int:
     from workbench.core import architectures
 
@@ -117,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore")
     if args.command is None:  # `workbench` alone opens the app
         args = parser.parse_args(["gui"] + (["--demo"] if args.demo else []) + (["--debug"] if debug else []))
-    handler = {"inspect": cmd_inspect, "archs": cmd_archs, "gui": cmd_gui}[args.command]
+    handler = {"inspect": cmd_inspect, "archs": cmd_archs, "gui": cmd_gui, "methods": cmd_methods,
+               "apply": cmd_apply}[args.command]
     from workbench.core.errors import WorkbenchError
 
     try:

@@ -88,7 +88,9 @@ class GraphView(QGraphicsView):
 
     item_selected = Signal(str)
     toggle_requested = Signal(str)
+    override_requested = Signal(str, str)  # layer (scope or name), parameter
     painted = Signal()
+    override_fields = staticmethod(lambda: [])  # set by the window: the current method's per-layer fields
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -326,10 +328,16 @@ class GraphView(QGraphicsView):
         menu = QMenu(self)
         if item.kind == "scope":
             menu.addAction(f"Expand {item.scope}", lambda: self.toggle_requested.emit(item.scope))
+            target = item.scope
         else:
             parent = collapsible_ancestor(self.state.graph, item.node_index, self.state.view.expanded)
             if parent:
                 menu.addAction(f"Collapse {parent}", lambda: self.toggle_requested.emit(parent))
+            node = self.state.graph.nodes[item.node_index]
+            target = node.scope or node.name
+        for field in self.override_fields():
+            menu.addAction(f"Override {field} for {target}…",
+                           lambda f=field, t=target: self.override_requested.emit(t, f))
         if not menu.isEmpty():
             menu.exec(event.globalPos())
 

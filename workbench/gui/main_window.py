@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QApplication, QComboBox, QCompleter, QDockWidget, QFileDialog, QLabel, QLineEdit,
-                               QMainWindow, QMessageBox, QProgressBar, QPushButton, QToolBar)
+                               QMainWindow, QMessageBox, QProgressBar, QPushButton, QScrollArea, QToolBar)
 
 from workbench import __version__
 from workbench.core import metrics
@@ -70,6 +70,20 @@ class MainWindow(QMainWindow):
         self._dock("overview", "Overview", self.minimap, Qt.RightDockWidgetArea)
         self._dock("details", "Details", self.details, Qt.RightDockWidgetArea)
         self.splitDockWidget(self.docks["overview"], self.docks["details"], Qt.Vertical)
+        from .method_panel import MethodPanel
+
+        self.compress = MethodPanel(self)
+        scroll = QScrollArea(self)
+        scroll.setWidget(self.compress)
+        scroll.setWidgetResizable(True)  # a long form scrolls instead of forcing a tall window
+        self._dock("compress", "Compress", scroll, Qt.RightDockWidgetArea)
+        self.tabifyDockWidget(self.docks["details"], self.docks["compress"])
+        self.docks["details"].raise_()
+        self.compress.apply_requested.connect(self.apply_method)
+        self.compress.cancel_requested.connect(self.cancel_method)
+        self.methods_task = TaskSlot(self)
+        self.artifact = None
+        self._session_dir = None
         self.resizeDocks([self.docks["overview"], self.docks["details"]], [180, 560], Qt.Vertical)
         self.resizeDocks([self.docks["details"]], [380], Qt.Horizontal)
         self.resizeDocks([self.docks["layers"]], [230], Qt.Vertical)
@@ -80,6 +94,8 @@ class MainWindow(QMainWindow):
 
         self.graph_view.item_selected.connect(self._graph_selected)
         self.graph_view.toggle_requested.connect(self.toggle_scope)
+        self.graph_view.override_requested.connect(self.override_layer)
+        self.graph_view.override_fields = lambda: self.compress.per_layer_fields()
         self.table.node_selected.connect(self.select_node)
 
         self.theme_choice = str(self.settings.value("theme", "system"))
@@ -284,6 +300,11 @@ class MainWindow(QMainWindow):
             self._remember(request)
         self.table.set_graph(state.graph)
         self.details.set_graph(state.graph)
+        self.compress.set_graph(state.graph)
+        if request is not None:
+            from workbench.core.artifact import ModelArtifact
+
+            self.artifact = ModelArtifact.from_graph(state.graph)
         self.graph_view.selected_key = None
         self._show_state(state, keep_view=False)
         g = state.graph
@@ -397,6 +418,118 @@ class MainWindow(QMainWindow):
     def collapse_overview(self) -> None:
         if self.state is not None:
             self.set_expanded(default_expansion(self.state.graph, budget=40))
+
+    # ---- compression ------------------------------------------------------------------------------------------
+    def session_dir(self):
+        """Where applied results are written (kept after exit; projects arrive with experiments)."""
+        from pathlib import Path as _Path
+
+        from PySide6.QtCore import QStandardPaths
+
+        if self._session_dir is None:
+            import time
+
+            base = _Path(QStandardPaths.writableLocation(QStandardPaths.CacheLocation) or ".")
+            self._session_dir = base / "sessions" / time.strftime("%Y%m%d-%H%M%S")
+        return self._session_dir
+
+    def apply_method(self, method_id: str, values: dict, overrides: dict, data_spec: str) -> None:
+        """Run a method on the current model off the GUI thread; show the result as the new current model."""
+        if self.artifact is None or self.state is None:
+            self.show_error("Open a model first.")
+            return
+        artifact, graph = self.artifact, self.state.graph
+        step = len(list(self.session_dir().glob("*"))) if self.session_dir().exists() else 0
+        work_dir = self.session_dir() / f"{step + 1:03d}-{method_id}"
+        messages = []
+
+        def task(token):
+            from workbench.core.data import check_fits, load_data
+            from workbench.core.methods import RunContext, get
+
+            method = get(method_id)
+            params = method.parse_params(values)
+            method.check_accepts(artifact)
+            data = None
+            if data_spec:
+                yield Progress(None, "Loading data…")
+                data = load_data(data_spec)
+                check_fits(data, artifact.input_shapes[0], data_spec)
+            elif method.needs_data:
+                raise WorkbenchError(f"{method.label} needs data", "choose the demo digits or an .npz file")
+            ctx = RunContext(work_dir=work_dir, token=token, data=data, overrides=overrides,
+                             log=lambda m: (messages.append(m), log.info("%s: %s", method_id, m)))
+            result = yield from method.run(artifact, params, ctx)
+            new_graph = yield from shared_loader().open(result.request(), token)
+            yield Progress(1.0, "Laying out the result…")
+            return result, graph, show(new_graph, default_expansion(new_graph))
+
+        log.info("Applying %s %s", method_id, values)
+        self.compress.set_running(True)
+        self.compress.status.setText("")
+        t = self.methods_task.start("method", task)
+        t.progressed.connect(self.compress.show_progress)
+        t.finished.connect(self._method_done)
+        t.failed.connect(self._method_failed)
+        t.cancelled.connect(self._method_cancelled)
+
+    def _method_done(self, result) -> None:
+        artifact, before, state = result
+        self.compress.set_running(False)
+        self.artifact = artifact
+        after = state.graph
+        self.table.set_graph(after)
+        self.details.set_graph(after)
+        self.compress.set_graph(after)
+        self.graph_view.selected_key = None
+        self._show_state(state, keep_view=False)
+        text = (f"{artifact.meta.get('method', 'result')}: params {human(before.params)} → {human(after.params)}, "
+                f"MACs {human(before.macs)} → {human(after.macs)} (counted), file {human_bytes(artifact.size_bytes)}"
+                f" at {artifact.path}")
+        self.compress.status.setText(text)
+        self.totals_label.setText(f"<b>{artifact.path.name}</b> · {after.format} · {len(after.nodes):,} layers · "
+                                  f"{human(after.params)} params · {human(after.macs)} MACs — counted from shapes")
+        log.info("Applied: %s", text)
+
+    def _method_failed(self, exc: Exception) -> None:
+        self.compress.set_running(False)
+        message = exc.one_line() if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, WorkbenchError):
+            log.exception("method failed", exc_info=exc)
+        self.compress.status.setText(f"Failed: {message} The model is unchanged.")
+        log.error("Method failed: %s", message)
+
+    def _method_cancelled(self) -> None:
+        self.compress.set_running(False)
+        self.compress.status.setText("Cancelled. The model is unchanged.")
+        log.info("Method cancelled")
+
+    def cancel_method(self) -> None:
+        if self.methods_task.current is not None:
+            self.methods_task.current.cancel()
+
+    def ask_override_value(self, layer: str, field: str, current):
+        """Ask for a per-layer value (overridable in tests); None when cancelled."""
+        from PySide6.QtWidgets import QInputDialog
+
+        text, ok = QInputDialog.getText(self, "Per-layer override", f"{field} for {layer}:", text=str(current))
+        return text if ok else None
+
+    def override_layer(self, layer: str, field: str) -> None:
+        method = self.compress.method
+        if method is None:
+            return
+        current = self.compress.form.values().get(field)
+        value = self.ask_override_value(layer, field, current)
+        if value is None:
+            return
+        try:
+            checked = method.parse_params({**self.compress.form.values(), field: value})
+        except WorkbenchError as exc:
+            self.compress.status.setText(exc.one_line())
+            return
+        self.compress.set_override(layer, field, getattr(checked, field))
+        self.docks["compress"].raise_()
 
     def set_metric(self, metric_id: str) -> None:
         self.graph_view.apply_metric(metric_id)
@@ -519,7 +652,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Cancel every task and wait for worker threads (a step in progress finishes in the background)."""
-        for slot in (self.loader, self.relayout, self.details.tasks):
+        for slot in (self.loader, self.relayout, self.details.tasks, self.methods_task):
             slot.shutdown()
         self.log_panel.detach()
 

@@ -1,0 +1,93 @@
+"""The Compress panel: generated from each method's Params, live estimate, apply and cancel on a worker."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from PySide6.QtCore import Qt
+
+from workbench.core import methods as registry
+
+METHOD_IDS = sorted(registry.methods())
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _open_demo(qtbot, window):
+    with qtbot.waitSignal(window.view_ready, timeout=60000):
+        window.open_demo()
+
+
+@pytest.mark.parametrize("method_id", METHOD_IDS)
+def test_every_method_gets_a_panel_whose_values_round_trip(qtbot, window, method_id):
+    panel = window.compress
+    panel.select_method(method_id)
+    method = registry.get(method_id)
+    assert panel.form is not None and set(panel.form.widgets) == set(method.Params.model_fields)
+    assert method.parse_params(panel.form.values()) == method.parse_params({})
+
+
+def test_estimate_updates_as_a_value_moves_and_says_estimated(qtbot, window):
+    _open_demo(qtbot, window)
+    panel = window.compress
+    panel.select_method("prune.channels")
+    panel.form.set_values({"ratio": 0.1})
+    light = panel.estimate_label.text()
+    panel.form.set_values({"ratio": 0.6})
+    heavy = panel.estimate_label.text()
+    assert "Estimated" in heavy and "not measured" in heavy and light != heavy
+    assert panel.last_estimate.params < window.state.graph.params
+
+
+def test_apply_runs_off_the_gui_thread_and_shows_the_result(qtbot, window):
+    _open_demo(qtbot, window)
+    source = window.artifact.path
+    before = _sha(source)
+    panel = window.compress
+    panel.select_method("prune.magnitude")
+    panel.form.set_values({"sparsity": 0.5})
+    with qtbot.waitSignal(window.view_ready, timeout=120000):
+        qtbot.mouseClick(panel.apply_button, Qt.LeftButton)
+    assert window.artifact.path != source and window.artifact.meta.get("method") == "prune.magnitude"
+    assert "prune.magnitude" in panel.status.text() and "counted" in panel.status.text()
+    assert _sha(source) == before
+
+
+def test_cancel_keeps_the_model_unchanged(qtbot, window):
+    _open_demo(qtbot, window)
+    artifact = window.artifact
+    panel = window.compress
+    panel.select_method("finetune")
+    panel.form.set_values({"epochs": 20})
+    qtbot.mouseClick(panel.apply_button, Qt.LeftButton)
+    assert panel.cancel_button.isEnabled()
+    task = window.methods_task.current
+    with qtbot.waitSignal(task.cancelled, timeout=5000):
+        qtbot.mouseClick(panel.cancel_button, Qt.LeftButton)
+    assert "Cancelled" in panel.status.text() and window.artifact is artifact
+    qtbot.waitUntil(lambda: not window.methods_task.busy(), timeout=60000)
+
+
+def test_per_layer_override_from_the_graph_is_validated(qtbot, window):
+    _open_demo(qtbot, window)
+    panel = window.compress
+    panel.select_method("prune.channels")
+    window.ask_override_value = lambda layer, field, current: "0.25"
+    window.override_layer("features.3", "ratio")
+    assert panel.overrides == {"features.3": {"ratio": 0.25}}
+    window.ask_override_value = lambda layer, field, current: "5"
+    window.override_layer("features.4", "ratio")
+    assert "features.4" not in panel.overrides and "ratio" in panel.status.text()
+
+
+def test_a_method_that_needs_data_says_so(qtbot, window):
+    _open_demo(qtbot, window)
+    panel = window.compress
+    panel.select_method("quantize.int8_static")
+    panel.data_combo.setCurrentIndex(panel.data_combo.findData(""))
+    qtbot.mouseClick(panel.apply_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: "Failed" in panel.status.text(), timeout=30000)
+    assert "needs data" in panel.status.text() and "unchanged" in panel.status.text()
