@@ -84,6 +84,17 @@ def main(out_dir: str) -> int:
     scene("vit-b16-torchscript-blocks", lambda w: w.open_path(str(files["vit_b_16_torchscript"]),
                                                               shapes=["1x3x224x224"]),
           expanded={"", "encoder", "encoder.layers"}, select_largest=False, select_scope="encoder.layers.5")
+    def compress(window):
+        window.open_demo()
+        wait(window.view_ready)
+        window.docks["compress"].raise_()
+        window.compress.select_method("prune.channels")
+        window.compress.form.set_values({"ratio": 0.5})
+        window.compress.set_override("features.1", "ratio", 0.2)
+        window.compress.apply_button.click()
+        wait(window.view_ready)
+
+    scene("compress-prune-demo", compress, select_largest=False)
     close_shared_loader()
     return 0
 

@@ -70,6 +70,8 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import bench_gui
     import bench_layout
+    import bench_pruning
+    import bench_quantize
 
     bench_inspect()
     print("\n== Layered layout, synthetic network graphs")
@@ -79,6 +81,10 @@ def main() -> None:
         for fmt, path in _files(name).items():
             files[f"{name} ({fmt})"] = path
     bench_gui.main(files)
+    print("\n== int8 static quantization vs fp32 (ONNX Runtime, 1 thread, batch 1, interleaved)")
+    bench_quantize.main()
+    print("\n== channel pruning vs fp32 (ONNX Runtime, 1 thread, batch 1, interleaved)")
+    bench_pruning.main()
 
 
 if __name__ == "__main__":

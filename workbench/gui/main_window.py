@@ -76,6 +76,7 @@ class MainWindow(QMainWindow):
         scroll = QScrollArea(self)
         scroll.setWidget(self.compress)
         scroll.setWidgetResizable(True)  # a long form scrolls instead of forcing a tall window
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # fit the dock's width; text wraps
         self._dock("compress", "Compress", scroll, Qt.RightDockWidgetArea)
         self.tabifyDockWidget(self.docks["details"], self.docks["compress"])
         self.docks["details"].raise_()

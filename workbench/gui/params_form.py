@@ -14,15 +14,15 @@ _SLIDER_STEPS = 1000
 
 
 def _decimals(value: float, span: float) -> int:
-    """Enough decimals for the default and for one slider step."""
+    """Enough decimals to show the default and fine steps across the range."""
     import math
 
-    need = [3]
+    need = [2]
     if value:
-        need.append(2 - math.floor(math.log10(abs(value))))
-    if span:
-        need.append(1 - math.floor(math.log10(span / _SLIDER_STEPS)))
-    return max(0, min(10, max(need)))
+        need.append(2 - math.floor(math.log10(abs(value))))  # 0.3 -> 3 decimals, 1e-4 -> 6
+    if span and span < 1:
+        need.append(2 - math.floor(math.log10(span)))
+    return max(0, min(8, max(need)))
 
 
 def _to_float(text: str):
