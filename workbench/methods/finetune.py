@@ -149,12 +149,13 @@ class FineTune(Method):
 
     # ---- parts -----------------------------------------------------------------------------------------------
     @staticmethod
-    def _optimizer(model, p: FineTuneParams):
+    def _optimizer(model, p, method_id: str = "finetune"):
+        """The optimizer ``p.optimizer`` over the trainable weights (``p`` has learning_rate and weight_decay)."""
         import torch
 
         trainable = [t for t in model.parameters() if t.requires_grad]
         if not trainable:
-            raise WorkbenchError("finetune: the model has no trainable parameters", "unfreeze some layers")
+            raise WorkbenchError(f"{method_id}: the model has no trainable parameters", "unfreeze some layers")
         if p.optimizer == "sgd":
             return torch.optim.SGD(trainable, lr=p.learning_rate, momentum=0.9, weight_decay=p.weight_decay)
         if p.optimizer == "adam":
@@ -162,7 +163,7 @@ class FineTune(Method):
         return torch.optim.AdamW(trainable, lr=p.learning_rate, weight_decay=p.weight_decay)
 
     @staticmethod
-    def _check_outputs(model, data, examples) -> None:
+    def _check_outputs(model, data, examples, method_id: str = "finetune") -> None:
         """Logits of shape (N, classes) with a class for every label, or a WorkbenchError saying what is off."""
         import torch
 
@@ -171,8 +172,8 @@ class FineTune(Method):
             out = model(*examples)
         if not isinstance(out, torch.Tensor) or out.ndim != 2:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise WorkbenchError(f"finetune trains classifiers: the model returns {shape}, not (batch, classes)",
-                                 "fine-tune models that output class logits")
+            raise WorkbenchError(f"{method_id} trains classifiers: the model returns {shape}, not (batch, classes)",
+                                 "use a model that outputs class logits")
         classes = data.num_classes or 0
         if classes > out.shape[1]:
             raise WorkbenchError(f"the data '{data.name}' has labels up to {classes - 1} but the model has "
