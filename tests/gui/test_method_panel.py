@@ -91,3 +91,20 @@ def test_a_method_that_needs_data_says_so(qtbot, window):
     qtbot.mouseClick(panel.apply_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: "Failed" in panel.status.text(), timeout=30000)
     assert "needs data" in panel.status.text() and "unchanged" in panel.status.text()
+
+
+def test_sensitivity_paints_the_graph_and_offers_mixed_precision(qtbot, window):
+    _open_demo(qtbot, window)
+    panel = window.compress
+    panel.select_method("analysis.sensitivity")
+    panel.form.set_values({"samples": 100})
+    with qtbot.waitSignal(window.view_ready, timeout=180000):
+        qtbot.mouseClick(panel.apply_button, Qt.LeftButton)
+    assert window.graph_view.metric_id == "sensitivity"
+    assert "Accuracy drop (measured)" in window.graph_view.legend.text()
+    assert panel.suggestion_button.isVisible()
+    suggestion = dict(panel.suggestion)
+    qtbot.mouseClick(panel.suggestion_button, Qt.LeftButton)
+    assert panel.method.id == "quantize.bits"
+    assert {layer: d["weight_bits"] for layer, d in panel.overrides.items()} == \
+        {layer: d["weight_bits"] for layer, d in suggestion.items()}

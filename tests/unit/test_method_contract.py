@@ -16,7 +16,8 @@ from workbench.core.progress import CancelToken, Cancelled
 from workbench.core.readers import open_model
 
 # Quick settings for methods that train or calibrate; everything else runs with its defaults.
-FAST = {"finetune": {"epochs": 1}, "quantize.int8_static": {"calibration_samples": 32}}
+FAST = {"finetune": {"epochs": 1}, "quantize.int8_static": {"calibration_samples": 32}, "distill.kd": {"epochs": 1},
+        "analysis.sensitivity": {"samples": 100}}
 METHOD_IDS = sorted(registry.methods())
 
 

@@ -175,7 +175,7 @@ class MainWindow(QMainWindow):
         self._action("&Expand all scopes", self.expand_all, QKeySequence("Ctrl+E"), view)
         self._action("&Collapse to overview", self.collapse_overview, QKeySequence("Ctrl+Shift+E"), view)
         view.addSeparator()
-        color_menu = view.addMenu("&Colour layers by")
+        color_menu = self.color_menu = view.addMenu("&Colour layers by")
         self.metric_group = QActionGroup(self)
         self.metric_actions = {}
         for source in metrics.sources():
@@ -488,9 +488,36 @@ class MainWindow(QMainWindow):
                 f"MACs {human(before.macs)} → {human(after.macs)} (counted), file {human_bytes(artifact.size_bytes)}"
                 f" at {artifact.path}")
         self.compress.status.setText(text)
+        if "sensitivity" in artifact.meta:
+            self._show_sensitivity(artifact.meta)
         self.totals_label.setText(f"<b>{artifact.path.name}</b> · {after.format} · {len(after.nodes):,} layers · "
                                   f"{human(after.params)} params · {human(after.macs)} MACs — counted from shapes")
         log.info("Applied: %s", text)
+
+    def _show_sensitivity(self, meta: dict) -> None:
+        """Paint the measured per-layer accuracy drop on the graph and offer the mixed-precision suggestion."""
+        from workbench.methods.sensitivity import register_metric
+
+        register_metric({row["layer"]: row["drop_points"] for row in meta["sensitivity"]})
+        self._refresh_metric_choices()
+        self.set_metric("sensitivity")
+        worst = ", ".join(f"{r['layer']} ({r['drop_points']:.2f})" for r in meta["sensitivity"][:3])
+        self.compress.status.setText(f"Measured on {meta.get('samples')} samples: base accuracy "
+                                     f"{100 * meta['base_accuracy']:.2f} %; most sensitive: {worst} (points lost).")
+        self.compress.offer_suggestion(meta.get("suggestion") or {})
+
+    def _refresh_metric_choices(self) -> None:
+        """Add metric sources registered since start (measured ones arrive with runs) to the menus."""
+        for source in metrics.sources():
+            if self.metric_combo.findData(source.id) < 0:
+                self.metric_combo.addItem(f"{source.label} ({source.provenance})", source.id)
+            if source.id not in self.metric_actions:
+                a = QAction(f"{source.label} ({source.provenance})", self)
+                a.setCheckable(True)
+                a.triggered.connect(lambda checked=False, sid=source.id: self.set_metric(sid))
+                self.metric_group.addAction(a)
+                self.metric_actions[source.id] = a
+                self.color_menu.addAction(a)
 
     def _method_failed(self, exc: Exception) -> None:
         self.compress.set_running(False)

@@ -58,6 +58,10 @@ class MethodPanel(QWidget):
         self.apply_button.clicked.connect(self._apply)
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.clicked.connect(self.cancel_requested)
+        self.suggestion_button = QPushButton("Use the mixed-precision suggestion in quantize.bits", self)
+        self.suggestion_button.hide()
+        self.suggestion_button.clicked.connect(self._use_suggestion)
+        self.suggestion: dict = {}
         self.progress = QProgressBar(self)
         self.progress.setTextVisible(True)
         self.status = QLabel(self)
@@ -82,6 +86,7 @@ class MethodPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        layout.addWidget(self.suggestion_button)
         layout.addStretch(1)
         failed = registry.failed()
         if failed:
@@ -199,6 +204,19 @@ class MethodPanel(QWidget):
         if not self.overrides.get(layer):
             self.overrides.pop(layer, None)
         self._refresh_overrides()
+
+    def offer_suggestion(self, suggestion: dict) -> None:
+        """Show the one-click button that loads a sensitivity run's per-layer bit widths as overrides."""
+        self.suggestion = suggestion
+        self.suggestion_button.setVisible(bool(suggestion))
+
+    def _use_suggestion(self) -> None:
+        self.select_method("quantize.bits")
+        for layer, values in self.suggestion.items():
+            for field, value in values.items():
+                self.set_override(layer, field, value)
+        self.suggestion_button.hide()
+        self.status.setText(f"{len(self.suggestion)} per-layer bit widths from the sensitivity run; press Apply.")
 
     # ---- actions ------------------------------------------------------------------------------------------
     def _data_chosen(self, index: int) -> None:
