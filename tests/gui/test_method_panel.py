@@ -108,3 +108,16 @@ def test_sensitivity_paints_the_graph_and_offers_mixed_precision(qtbot, window):
     assert panel.method.id == "quantize.bits"
     assert {layer: d["weight_bits"] for layer, d in panel.overrides.items()} == \
         {layer: d["weight_bits"] for layer, d in suggestion.items()}
+
+
+def test_per_layer_override_from_the_layer_table(qtbot, window):
+    _open_demo(qtbot, window)
+    window.compress.select_method("prune.channels")
+    source_row = next(i for i, n in enumerate(window.state.graph.nodes) if n.op_type == "Conv")
+    row = window.table.model.row_of(source_row)
+    actions = window.table.override_actions(row)
+    assert [f for _, _, f in actions] == ["ratio"]
+    _, layer, field = actions[0]
+    window.ask_override_value = lambda layer, field, current: "0.4"
+    window.table.override_requested.emit(layer, field)
+    assert window.compress.overrides == {layer: {"ratio": 0.4}}

@@ -156,6 +156,8 @@ class LayerTable(QWidget):
     """Signals ``node_selected(index)`` when the user picks a row."""
 
     node_selected = Signal(int)
+    override_requested = Signal(str, str)  # layer (scope or name), parameter
+    override_fields = staticmethod(lambda: [])  # set by the window: the current method's per-layer fields
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -182,6 +184,8 @@ class LayerTable(QWidget):
             self.view.setColumnWidth(col, width)
         header.setSectionResizeMode(0, QHeaderView.Stretch)
         self.view.selectionModel().currentRowChanged.connect(self._row_changed)
+        self.view.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._context_menu)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(4)
@@ -191,6 +195,26 @@ class LayerTable(QWidget):
 
     def set_graph(self, graph: LayerGraph | None) -> None:
         self.model.set_graph(graph)
+
+    def override_actions(self, row: int) -> list[tuple[str, str, str]]:
+        """(menu text, layer, field) for the per-layer parameters of the current method, for a table row."""
+        node = self.model.graph.nodes[self.model.node_at(row)]
+        layer = node.scope or node.name
+        return [(f"Override {f} for {layer}…", layer, f) for f in self.override_fields()]
+
+    def _context_menu(self, pos) -> None:
+        from PySide6.QtWidgets import QMenu
+
+        index = self.view.indexAt(pos)
+        if not index.isValid() or self.model.graph is None:
+            return
+        actions = self.override_actions(self.proxy.mapToSource(index).row())
+        if not actions:
+            return
+        menu = QMenu(self)
+        for text, layer, field in actions:
+            menu.addAction(text, lambda l=layer, f=field: self.override_requested.emit(l, f))
+        menu.exec(self.view.viewport().mapToGlobal(pos))
 
     def _filter(self, text: str) -> None:
         self.proxy.set_needle(text)

@@ -97,6 +97,8 @@ class MainWindow(QMainWindow):
         self.graph_view.toggle_requested.connect(self.toggle_scope)
         self.graph_view.override_requested.connect(self.override_layer)
         self.graph_view.override_fields = lambda: self.compress.per_layer_fields()
+        self.table.override_requested.connect(self.override_layer)
+        self.table.override_fields = lambda: self.compress.per_layer_fields()
         self.table.node_selected.connect(self.select_node)
 
         self.theme_choice = str(self.settings.value("theme", "system"))
