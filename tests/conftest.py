@@ -25,3 +25,26 @@ def small_cnn(model_dir) -> ModelFiles:
 @pytest.fixture(scope="session")
 def mobilenet(model_dir) -> ModelFiles:
     return ModelFiles("mobilenet_v2", (1, 3, 224, 224), model_dir / "mobilenet_v2")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Training on the shared 2-core machine: one intra-op thread is steadier than two competing ones."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def demo_setup():
+    """The bundled demo opened once: (LayerGraph, ModelArtifact, DataBundle)."""
+    from workbench.core.artifact import ModelArtifact
+    from workbench.core.data import demo_data
+    from workbench.core.demo import demo_request
+    from workbench.core.readers import open_model
+
+    graph = open_model(demo_request())
+    return graph, ModelArtifact.from_graph(graph), demo_data()

@@ -9,30 +9,20 @@ import torch
 
 from workbench.core import evaluate
 from workbench.core import methods as registry
-from workbench.core.artifact import ModelArtifact, export_onnx
-from workbench.core.data import DataBundle, demo_data
-from workbench.core.demo import demo_request
+from workbench.core.artifact import export_onnx
+from workbench.core.data import DataBundle
 from workbench.core.errors import WorkbenchError
 from workbench.core.methods import RunContext, run_to_end
 from workbench.core.progress import Cancelled, CancelToken
-from workbench.core.readers import open_model
 from workbench.methods.distill import CHECKPOINT, KnowledgeDistillation
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Training on the shared 2-core machine: one intra-op thread is steadier than two competing ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def demo():
-    graph = open_model(demo_request())
-    artifact = ModelArtifact.from_graph(graph)
-    data = demo_data()
+def demo(demo_setup):
+    graph, artifact, data = demo_setup
     return graph, artifact, data, evaluate.accuracy(artifact, data.val)
 
 

@@ -9,11 +9,8 @@ import pytest
 
 from workbench.core import methods as registry
 from workbench.core.artifact import ModelArtifact, export_onnx
-from workbench.core.data import demo_data
-from workbench.core.demo import demo_request
 from workbench.core.methods import Estimate, RunContext, run_to_end
 from workbench.core.progress import CancelToken, Cancelled
-from workbench.core.readers import open_model
 
 # Quick settings for methods that train or calibrate; everything else runs with its defaults.
 FAST = {"finetune": {"epochs": 1}, "quantize.int8_static": {"calibration_samples": 32}, "distill.kd": {"epochs": 1},
@@ -22,9 +19,8 @@ METHOD_IDS = sorted(registry.methods())
 
 
 @pytest.fixture(scope="module")
-def demo():
-    graph = open_model(demo_request())
-    return graph, ModelArtifact.from_graph(graph), demo_data()
+def demo(demo_setup):
+    return demo_setup
 
 
 def _sha(path) -> str:

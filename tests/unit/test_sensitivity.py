@@ -9,12 +9,8 @@ import pytest
 import torch
 
 from workbench.core import evaluate, metrics
-from workbench.core.artifact import ModelArtifact
-from workbench.core.data import demo_data
-from workbench.core.demo import demo_request
 from workbench.core.methods import RunContext, run_to_end
 from workbench.core.progress import Cancelled, CancelToken
-from workbench.core.readers import open_model
 from workbench.methods.pruning import _weighted_layers
 from workbench.methods.quantize_bits import BitWidthQuantization
 from workbench.methods.sensitivity import Sensitivity, register_metric, zero_weakest_channels
@@ -23,18 +19,12 @@ METHOD = Sensitivity()
 SAMPLES = 300
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def demo():
-    graph = open_model(demo_request())
-    return graph, ModelArtifact.from_graph(graph), demo_data()
+def demo(demo_setup):
+    return demo_setup
 
 
 @pytest.fixture(scope="module")

@@ -102,3 +102,17 @@ def check_fits(data: DataBundle, input_shape: tuple[int, ...], source: str = "")
         shown = "x".join(map(str, want))
         raise WorkbenchError(f"the data '{data.name}' has samples of shape {'x'.join(map(str, got))} but the model "
                              f"takes {shown}", f"provide inputs of shape N x {shown}", source or None)
+
+
+def check_training_data(data: DataBundle | None, input_shape: tuple[int, ...], method_id: str) -> DataBundle:
+    """The checks every training method needs: data given, labelled, fitting the model, at least two samples."""
+    if data is None:
+        raise WorkbenchError(f"{method_id} needs training data", "pass --data demo or an .npz with x and y")
+    if data.train.y is None:
+        raise WorkbenchError(f"{method_id} needs labels: the data '{data.name}' has none",
+                             "save the labels as y next to x in the .npz")
+    check_fits(data, input_shape)
+    if len(data.train) < 2:
+        raise WorkbenchError(f"the data '{data.name}' has {len(data.train)} training sample(s)",
+                             "provide at least a batch of labelled samples")
+    return data

@@ -29,7 +29,7 @@ from pydantic import Field
 
 from ..core import architectures
 from ..core.artifact import ModelArtifact
-from ..core.data import check_fits
+from ..core.data import check_training_data
 from ..core.errors import WorkbenchError
 from ..core.graph import LayerGraph
 from ..core.methods import Estimate, Method, MethodParams, RunContext
@@ -153,16 +153,7 @@ class KnowledgeDistillation(Method):
             ctx: RunContext) -> Generator[Progress, None, ModelArtifact]:
         p: DistillParams = params  # type: ignore[assignment]
         self.check_accepts(artifact)
-        data = ctx.data
-        if data is None:
-            raise WorkbenchError("distill.kd needs training data", "pass --data demo or an .npz with x and y")
-        if data.train.y is None:
-            raise WorkbenchError(f"distill.kd needs labels: the data '{data.name}' has none",
-                                 "save the labels as y next to x in the .npz")
-        check_fits(data, artifact.input_shapes[0])
-        if len(data.train) < 2:
-            raise WorkbenchError(f"the data '{data.name}' has {len(data.train)} training sample(s)",
-                                 "provide at least a batch of labelled samples")
+        data = check_training_data(ctx.data, artifact.input_shapes[0], self.id)
         teacher_path = Path(p.teacher).expanduser() if p.teacher.strip() else None
         if teacher_path is None and p.student == "input":
             raise WorkbenchError("distill.kd: with student 'input' the input model is the student, so it needs a "

@@ -16,7 +16,7 @@ from typing import Generator, Literal
 from pydantic import Field
 
 from ..core.artifact import ModelArtifact
-from ..core.data import check_fits
+from ..core.data import check_training_data
 from ..core.errors import WorkbenchError
 from ..core.graph import LayerGraph
 from ..core.methods import Estimate, Method, MethodParams, RunContext
@@ -58,16 +58,7 @@ class FineTune(Method):
             ctx: RunContext) -> Generator[Progress, None, ModelArtifact]:
         p: FineTuneParams = params  # type: ignore[assignment]
         self.check_accepts(artifact)
-        data = ctx.data
-        if data is None:
-            raise WorkbenchError("finetune needs training data", "pass --data demo or an .npz with x and y")
-        if data.train.y is None:
-            raise WorkbenchError(f"finetune needs labels: the data '{data.name}' has none",
-                                 "save the labels as y next to x in the .npz")
-        check_fits(data, artifact.input_shapes[0])
-        if len(data.train) < 2:
-            raise WorkbenchError(f"the data '{data.name}' has {len(data.train)} training sample(s)",
-                                 "provide at least a batch of labelled samples")
+        data = check_training_data(ctx.data, artifact.input_shapes[0], self.id)
 
         written: list[Path] = []
         done = False
