@@ -124,6 +124,13 @@ class ModelArtifact:
         return onnx.load(str(self.path))
 
 
+def torch_output_files(path: Path) -> list[Path]:
+    """Every file :func:`save_torch` writes for ``path``, finished or partial: the program, the editable module, and
+    their temporary names (so a caller can remove them all after a failure or Cancel)."""
+    module_path = path.with_suffix(".module.pt")
+    return [path, path.with_name(path.stem + ".part.pt2"), module_path, module_path.with_suffix(".part")]
+
+
 def save_torch(module, example_inputs: list, path: Path, inputs: list[TensorSpec], meta: dict) -> ModelArtifact:
     """Persist a module with its architecture (a ``torch.export`` program), never only its weights.
 
@@ -144,12 +151,10 @@ def save_torch(module, example_inputs: list, path: Path, inputs: list[TensorSpec
         except Exception:  # noqa: BLE001 - some models specialise the batch size; a fixed one still reloads
             program = torch.export.export(module, tuple(example_inputs))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".part.pt2")  # torch.export.save wants the .pt2 ending
+    _, tmp, module_path, module_tmp = torch_output_files(path)  # tmp ends in .pt2, as torch.export.save wants
     torch.export.save(program, str(tmp))
     # The editable module beside it: later steps (more pruning, fine-tuning) need real nn.Modules, which an
     # exported program no longer has. It is our own output, so loading it back is trusted.
-    module_path = path.with_suffix(".module.pt")
-    module_tmp = module_path.with_suffix(".part")
     torch.save(module, str(module_tmp))
     tmp.replace(path)
     module_tmp.replace(module_path)

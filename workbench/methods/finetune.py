@@ -15,13 +15,13 @@ from typing import Generator, Literal
 
 from pydantic import Field
 
-from ..core.artifact import ModelArtifact
+from ..core.artifact import ModelArtifact, torch_output_files
 from ..core.data import check_training_data
 from ..core.errors import WorkbenchError
 from ..core.graph import LayerGraph
 from ..core.methods import Estimate, Method, MethodParams, RunContext
 from ..core.progress import Progress
-from .pruning import editable_module, example_inputs, output_files, remove_files, save_result
+from .pruning import editable_module, example_inputs, remove_files, save_result
 
 _PROGRESS_EVERY = 5  # batches between progress messages (live loss)
 
@@ -129,7 +129,7 @@ class FineTune(Method):
                     "val_accuracy": [h.get("val_accuracy") for h in history],
                     "val_loss": [h.get("val_loss") for h in history], "history": history,
                     "val_samples": len(data.val) if data.val.y is not None else 0}
-            written = output_files(ctx.output_path("finetuned", ".pt2"))
+            written = torch_output_files(ctx.output_path("finetuned", ".pt2"))
             result = save_result(model, examples, artifact, ctx, "finetuned", meta)
             yield Progress(1.0, f"done · loss {train_loss:.3f}")
             done = True

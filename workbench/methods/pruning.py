@@ -25,12 +25,11 @@ from typing import Any, Generator, Iterable, Literal
 
 from pydantic import Field
 
-from ..core.artifact import ModelArtifact, save_torch
+from ..core.artifact import ModelArtifact, save_torch, torch_output_files
 from ..core.errors import WorkbenchError
 from ..core.graph import LayerGraph, Node
 from ..core.methods import Estimate, Method, MethodParams, RunContext, per_layer
 from ..core.progress import Cancelled, Progress
-from ..core.shapes import TensorSpec
 
 NEEDS_LAYERS = ("open the model as a state_dict with --arch, a pickled module or model.py:build")
 WEIGHTED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
@@ -63,31 +62,6 @@ def example_inputs(artifact: ModelArtifact) -> list:
     return out
 
 
-def exported_inputs(module, inputs: list[TensorSpec]) -> list[TensorSpec]:
-    """The input specs named as ``torch.export`` will name them (the forward's argument names).
-
-    A ``torch-export`` artifact is reopened by input *name*; a state_dict's input is called ``input`` while the
-    exported program calls it after the forward's argument (``x``), so keeping the old names would make the
-    saved file unopenable.
-    """
-    import inspect
-
-    try:
-        params = [p for p in inspect.signature(module.forward).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        return list(inputs)
-    if len(params) < len(inputs):
-        return list(inputs)
-    return [TensorSpec(p.name, list(s.shape), s.dtype) for p, s in zip(params, inputs)]
-
-
-def output_files(path: Path) -> list[Path]:
-    """Every file ``save_torch`` writes for ``path``, finished or partial."""
-    module_path = path.with_suffix(".module.pt")
-    return [path, path.with_suffix(path.suffix + ".part"), module_path, module_path.with_suffix(".part")]
-
-
 def remove_files(paths: Iterable[Path]) -> None:
     for p in paths:
         try:
@@ -98,14 +72,9 @@ def remove_files(paths: Iterable[Path]) -> None:
 
 def save_result(module, examples: list, artifact: ModelArtifact, ctx: RunContext, stem: str,
                 meta: dict) -> ModelArtifact:
-    """``save_torch`` into the work folder under ``stem`` (the caller removes the files if it fails later).
-
-    Examples go in with a batch of 2: ``torch.export`` specialises a dimension whose example size is 1, so a
-    batch-1 example would silently give a program that only accepts batch 1.
-    """
-    path = ctx.output_path(stem, ".pt2")
-    batched = [e.expand(2, *e.shape[1:]).contiguous() if e.ndim and e.shape[0] == 1 else e for e in examples]
-    return save_torch(module.eval(), batched, path, exported_inputs(module, artifact.inputs), meta)
+    """``save_torch`` into the work folder under ``stem`` (the caller removes ``torch_output_files`` if it fails
+    later)."""
+    return save_torch(module, examples, ctx.output_path(stem, ".pt2"), artifact.inputs, meta)
 
 
 def _resolve_modules(model, names: Iterable[str], what: str) -> dict[str, Any]:
@@ -320,7 +289,7 @@ class ChannelPruning(Method):
             meta = {"method": self.id, "params": p.model_dump(), "overrides": dict(ctx.overrides),
                     "params_before": before.params, "macs_before": before.macs,
                     "kept_whole": sorted(finals), "channels": changed}
-            written = output_files(ctx.output_path("pruned", ".pt2"))
+            written = torch_output_files(ctx.output_path("pruned", ".pt2"))
             result = save_result(model, examples, artifact, ctx, "pruned", meta)
             ctx.check()
             yield Progress(0.9, "counting the pruned model")
@@ -548,7 +517,7 @@ class MagnitudePruning(Method):
                     "size_dense_bytes": dense, "size_compressed_bytes": compressed,
                     "size_compressed_method": "gzip (level 6) of the raw tensors of the state_dict, measured"}
             yield Progress(0.7, "saving")
-            written = output_files(ctx.output_path("sparse", ".pt2"))
+            written = torch_output_files(ctx.output_path("sparse", ".pt2"))
             result = save_result(model, examples, artifact, ctx, "sparse", meta)
             ctx.log(f"prune.magnitude: {zeros / max(1, total):.1%} of {total:,} conv/linear weights are zero; "
                     f"weights gzip to {compressed / 1e6:.2f} MB (dense {dense / 1e6:.2f} MB). Shapes are "

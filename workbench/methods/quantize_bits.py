@@ -25,13 +25,12 @@ from typing import Any, Generator, Literal
 import numpy as np
 from pydantic import Field
 
-from ..core.artifact import ModelArtifact, export_onnx
+from ..core.artifact import ModelArtifact, export_onnx, torch_output_files
 from ..core.errors import WorkbenchError
 from ..core.graph import LayerGraph
 from ..core.methods import Estimate, Method, MethodParams, RunContext, per_layer
 from ..core.progress import Progress
-from .pruning import (WEIGHTED_OPS, _matches, _resolve_modules, _weighted_layers, editable_module, example_inputs,
-                      output_files, remove_files, save_result)
+from .pruning import (WEIGHTED_OPS, _matches, _resolve_modules, _weighted_layers, editable_module, example_inputs, remove_files, save_result)
 from .quantize_int8 import _out_channels
 
 SIMULATED_NOTE = ("simulated with fake quantization: runs as float; real integer kernels exist for int8 "
@@ -325,7 +324,7 @@ class BitWidthQuantization(Method):
                                                       "(biases, normalisation) as float32",
                     "note": SIMULATED_NOTE}
             yield Progress(0.7, "saving")
-            written = output_files(ctx.output_path("lowbit", ".pt2"))
+            written = torch_output_files(ctx.output_path("lowbit", ".pt2"))
             result = save_result(model, examples, artifact, ctx, "lowbit", meta)
             mixed = sorted(set(bits.values()))
             ctx.log(f"quantize.bits: {len(layers)} layers at {'/'.join(map(str, mixed))} bits; weights packed "

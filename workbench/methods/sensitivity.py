@@ -18,14 +18,14 @@ from typing import Any, Generator, Literal
 import numpy as np
 from pydantic import Field
 
-from ..core.artifact import ModelArtifact
+from ..core.artifact import ModelArtifact, torch_output_files
 from ..core.data import check_fits
 from ..core.errors import WorkbenchError
 from ..core.graph import LayerGraph
 from ..core.methods import Estimate, Method, MethodParams, RunContext
 from ..core.metrics import MetricSource, register
 from ..core.progress import Progress
-from .pruning import _weighted_layers, editable_module, example_inputs, output_files, remove_files, save_result
+from .pruning import _weighted_layers, editable_module, example_inputs, remove_files, save_result
 from .quantize_bits import channel_axis, fake_quantize
 
 SENSITIVE_SHARE = 0.2  # the most sensitive fifth of the layers keeps 8 bits in the suggestion
@@ -170,7 +170,7 @@ class Sensitivity(Method):
                     "samples": len(val), "data": val.name, "suggestion": suggestion(table, p.bits),
                     "note": ANALYSIS_NOTE}
             yield Progress(0.92, "saving")
-            written = output_files(ctx.output_path("sensitivity", ".pt2"))
+            written = torch_output_files(ctx.output_path("sensitivity", ".pt2"))
             result = save_result(model, examples, artifact, ctx, "sensitivity", meta)
             worst = ", ".join(f"{row['layer']} {row['drop_points']:+.1f}" for row in table[:3])
             probe = f"{p.bits}-bit weights" if p.probe == "quantize" else f"{p.ratio:.0%} of channels zeroed"
