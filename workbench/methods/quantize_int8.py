@@ -653,6 +653,21 @@ def _finish(part: Path, final: Path) -> None:
 
 
 # ---- static --------------------------------------------------------------------------------------------------
+def _named_model(artifact: ModelArtifact, tmp: Path, ctx: RunContext):
+    """The input as pre-processed ONNX with every node named, saved as ``tmp/named.onnx``; returns (path, model).
+
+    A generator (pre-processing yields progress), shared by the static and dynamic paths.
+    """
+    import onnx
+
+    prepared = yield from _prepare_onnx(artifact, tmp, ctx)
+    model = onnx.load(str(prepared))
+    _name_nodes(model)
+    named = tmp / "named.onnx"
+    _save(model, named)
+    return named, model
+
+
 class StaticInt8(Method):
     id = "quantize.int8_static"
     label = "Int8 quantization (static, calibrated)"
@@ -686,14 +701,10 @@ class StaticInt8(Method):
         try:
             ctx.check()
             yield Progress(0.0, "starting static int8 quantization")
-            prepared = yield from _prepare_onnx(artifact, tmp, ctx)
+            named, model = yield from _named_model(artifact, tmp, ctx)
             import onnx
             from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-            model = onnx.load(str(prepared))
-            _name_nodes(model)
-            named = tmp / "named.onnx"
-            _save(model, named)
             ctx.check()
             choice = _layer_choices(named, artifact.inputs, params.quantize, ctx.overrides, params, ctx)
             kept_float = {name for name, q in choice.items() if not q}
@@ -845,14 +856,10 @@ class DynamicInt8(Method):
         try:
             ctx.check()
             yield Progress(0.0, "starting dynamic int8 quantization")
-            prepared = yield from _prepare_onnx(artifact, tmp, ctx)
+            named, model = yield from _named_model(artifact, tmp, ctx)
             import onnx
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
-            model = onnx.load(str(prepared))
-            _name_nodes(model)
-            named = tmp / "named.onnx"
-            _save(model, named)
             try:
                 share = conv_mac_share(ModelArtifact(path=named, format="onnx", inputs=artifact.inputs).graph())
             except Exception:  # noqa: BLE001 - only for the warning
