@@ -152,8 +152,9 @@ class VariantChart(QWidget):
         """The points with both coordinates on the current axis."""
         return [p for p in self.points.values() if p.accuracy is not None and _x(p, self.axis) is not None]
 
-    def front_ids(self) -> list[str]:
-        return pareto_front([(p.id, _x(p, self.axis), p.accuracy) for p in self.plotted() if p.measured])
+    def front_ids(self, shown: list[ChartPoint] | None = None) -> list[str]:
+        shown = self.plotted() if shown is None else shown
+        return pareto_front([(p.id, _x(p, self.axis), p.accuracy) for p in shown if p.measured])
 
     def _coords(self, point: ChartPoint) -> tuple[float, float]:
         x = float(_x(point, self.axis))
@@ -167,17 +168,17 @@ class VariantChart(QWidget):
         self.plot.setLabel("bottom", f"{label.lower()}{' (log scale)' if logged else ''}"
                                      + ("" if self.axis == "size" else f" ({unit})"))
         shown = self.plotted()
+        coords = {p.id: self._coords(p) for p in shown}
         for group, item in ((True, self.measured), (False, self.estimated)):
             chosen = [p for p in shown if p.measured is group]
-            xy = np.array([self._coords(p) for p in chosen], dtype=float).reshape(-1, 2)
+            xy = np.array([coords[p.id] for p in chosen], dtype=float).reshape(-1, 2)
             item.setData(x=xy[:, 0], y=xy[:, 1], data=[p.id for p in chosen])
-        pairs = [(self._coords(self.points[p.parent]), self._coords(p)) for p in shown
-                 if p.parent in self.points and self.points[p.parent] in shown]
+        pairs = [(coords[p.parent], coords[p.id]) for p in shown if p.parent in coords]
         seg = np.array([c for pair in pairs for c in pair], dtype=float).reshape(-1, 2)
         self.lineage.setData(seg[:, 0], seg[:, 1])
         corners = []  # a staircase: nothing is reachable above-left of it
-        for i in self.front_ids():
-            x, y = self._coords(self.points[i])
+        for i in self.front_ids(shown):
+            x, y = coords[i]
             if corners:
                 corners.append((x, corners[-1][1]))
             corners.append((x, y))
@@ -201,7 +202,7 @@ class VariantChart(QWidget):
 
     def _draw_highlight(self) -> None:
         p = self.points.get(self.current or "")
-        if p is not None and p in self.plotted():
+        if p is not None and p.accuracy is not None and _x(p, self.axis) is not None:
             x, y = self._coords(p)
             self.highlight.setData([x], [y])
         else:
