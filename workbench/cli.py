@@ -198,18 +198,21 @@ EXIT_GOAL_MISSED = 3
 
 
 def cmd_run(args) -> int:
+    import tempfile
+
     from workbench.core.methods import run_to_end
     from workbench.core.recipes import load_recipe, run_recipe
 
     path = Path(args.recipe)
     recipe = load_recipe(path)
     quiet = args.json or not sys.stderr.isatty()
-    result = run_to_end(run_recipe(recipe, path.parent, Path(args.out) if args.out else None),
-                        None if quiet else _progress_line)
+    with tempfile.TemporaryDirectory(prefix="workbench-run-") as tmp:  # the project, unless --out keeps it
+        out = Path(args.out) if args.out else Path(tmp) / "project"
+        result = run_to_end(run_recipe(recipe, path.parent, out), None if quiet else _progress_line)
     if not quiet:
         sys.stderr.write("\n")
     if args.json:
-        json.dump(result.to_json(), sys.stdout)
+        json.dump(result.to_json() | {"project": args.out}, sys.stdout)
         sys.stdout.write("\n")
     else:
         for v in result.variants:
@@ -219,7 +222,8 @@ def cmd_run(args) -> int:
                   f"top-1 {100 * acc.top1:6.2f} %" + (f"  p50 {lat.p50:.3f} ms ({lat.runs} runs)" if lat else ""))
         for d in result.details:
             print(f"goal {d['goal']} {d['target']}: {'met' if d['met'] else 'MISSED'} (actual {d['actual']})")
-        print(f"project: {result.project.folder}")
+        if args.out:
+            print(f"project: {result.project.folder}")
     return 0 if result.goals_met else EXIT_GOAL_MISSED
 
 

@@ -195,7 +195,8 @@ def check_goals(goals: Goals, base: Variant, final: Variant) -> tuple[bool, list
             continue
         value = actual[name]
         met = value is not None and (value >= target if name == "min_top1" else value <= target)
-        details.append({"goal": name, "target": target, "actual": value, "met": met})
+        details.append({"goal": name, "target": target, "actual": None if value is None else round(value, 6),
+                        "met": met})
     return all(d["met"] for d in details), details
 
 
