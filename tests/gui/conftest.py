@@ -22,6 +22,7 @@ def make_window(qtbot, settings_path):
 
     def factory():
         window = MainWindow(QSettings(str(settings_path), QSettings.IniFormat))
+        window._session_dir = settings_path.parent / f"session-{len(made)}"  # projects go to the test's tmp dir
         window.ask_trust = lambda path, problem: False
         window.ask_shapes = lambda path, inputs, problem: None
         qtbot.addWidget(window)
@@ -33,7 +34,7 @@ def make_window(qtbot, settings_path):
     for window in made:
         window.close()
     for window in made:
-        slots = (window.loader, window.relayout, window.details.tasks)
+        slots = (window.loader, window.relayout, window.details.tasks, window.methods_task, window.experiment_task)
         assert not any(slot.busy() for slot in slots), "a worker thread is still running after close"
     QApplication.processEvents()
     leftover = [w for w in QApplication.topLevelWidgets() if w.isVisible()]

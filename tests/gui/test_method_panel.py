@@ -51,8 +51,12 @@ def test_apply_runs_off_the_gui_thread_and_shows_the_result(qtbot, window):
     panel.form.set_values({"sparsity": 0.5})
     with qtbot.waitSignal(window.view_ready, timeout=120000):
         qtbot.mouseClick(panel.apply_button, Qt.LeftButton)
-    assert window.artifact.path != source and window.artifact.meta.get("method") == "prune.magnitude"
+    variant = window.project.variant(window.current_variant)
+    assert window.artifact.path != source and window.artifact.path.parent == window.project.artifacts_dir
+    assert variant.step.method == "prune.magnitude" and variant.status == "done" and variant.parent == "base"
+    assert variant.accuracy and variant.accuracy[-1].samples == 1000  # measured on the validation split
     assert "prune.magnitude" in panel.status.text() and "counted" in panel.status.text()
+    assert "measured" in panel.status.text()
     assert _sha(source) == before
 
 
@@ -86,11 +90,14 @@ def test_per_layer_override_from_the_graph_is_validated(qtbot, window):
 def test_a_method_that_needs_data_says_so(qtbot, window):
     _open_demo(qtbot, window)
     panel = window.compress
+    window.project.set_dataset(None)
     panel.select_method("quantize.int8_static")
-    panel.data_combo.setCurrentIndex(panel.data_combo.findData(""))
+    panel.data_combo.setCurrentIndex(panel.data_combo.findData(""))  # the project's dataset: none now
     qtbot.mouseClick(panel.apply_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: "Failed" in panel.status.text(), timeout=30000)
-    assert "needs data" in panel.status.text() and "unchanged" in panel.status.text()
+    assert "no dataset" in panel.status.text() and "unchanged" in panel.status.text()
+    failed = [v for v in window.project.variants.values() if v.status == "failed"]
+    assert len(failed) == 1 and "no dataset" in failed[0].error  # the attempt is on record, with its reason
 
 
 def test_sensitivity_paints_the_graph_and_offers_mixed_precision(qtbot, window):
@@ -143,5 +150,6 @@ def test_finetune_draws_live_training_curves(qtbot, window):
     epochs, losses = series["train loss"]
     assert len(epochs) >= 3 and epochs == sorted(epochs) and epochs[-1] == pytest.approx(1.0)
     assert series["val accuracy"][0] == [1.0]
-    assert series["val accuracy"][1][0] == pytest.approx(100 * window.artifact.meta["val_accuracy"][-1])
+    measured = window.project.variant(window.current_variant).accuracy[-1]  # the variant, evaluated in ONNX Runtime
+    assert series["val accuracy"][1][0] == pytest.approx(100 * measured.top1, abs=0.3)
     assert "finetune" in window.training.title.text()

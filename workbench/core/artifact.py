@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from .errors import WorkbenchError
 from .shapes import ShapeRequest, TensorSpec
 
 TORCH_FORMATS = {"torchscript", "torch-export", "torch-module", "torch-state-dict"}
+_EXPORT_LOCK = threading.Lock()
 
 
 @dataclass
@@ -172,6 +174,13 @@ def export_onnx(artifact: ModelArtifact, path: Path, opset: int = 17) -> ModelAr
         return artifact
     module = artifact.load_torch()
     examples = [torch.randn(*shape) for shape in artifact.input_shapes]
+    with _EXPORT_LOCK:  # torch's ONNX exporter keeps global state: two threads exporting at once corrupt it
+        return _export(module, examples, artifact, path, opset)
+
+
+def _export(module, examples: list, artifact: ModelArtifact, path: Path, opset: int) -> ModelArtifact:
+    import torch
+
     names = [s.name for s in artifact.inputs]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part.onnx")

@@ -56,7 +56,7 @@ def scaled(gen: Generator[Progress, None, object], lo: float, hi: float, prefix:
         except StopIteration as stop:
             return stop.value
         fraction = None if p.fraction is None else lo + (hi - lo) * p.fraction
-        yield Progress(fraction, prefix + p.message)
+        yield Progress(fraction, prefix + p.message, p.metrics)
 
 
 def dataset_for(project: Project, token: CancelToken | None = None) -> Generator[Progress, None, tuple]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QApplication, QComboBox, QCompleter, QDockWidget, QFileDialog, QLabel, QLineEdit,
                                QMainWindow, QMessageBox, QProgressBar, QPushButton, QScrollArea, QToolBar)
@@ -90,7 +90,32 @@ class MainWindow(QMainWindow):
         self.sensitivity.layer_selected.connect(self.find_layer)
         self._dock("sensitivity", "Sensitivity", self.sensitivity, Qt.BottomDockWidgetArea)
         self.tabifyDockWidget(self.docks["training"], self.docks["sensitivity"])
+        from .experiments import ExperimentCharts, ProjectSignals, VariantsPanel
+
+        self.variants_panel = VariantsPanel(self)
+        self._dock("variants", "Variants", self.variants_panel, Qt.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.docks["layers"], self.docks["variants"])
+        self.charts = ExperimentCharts(self)
+        self._dock("charts", "Charts", self.charts, Qt.BottomDockWidgetArea)
+        self.splitDockWidget(self.docks["layers"], self.docks["charts"], Qt.Horizontal)
         self.docks["layers"].raise_()
+        self.project = None
+        self.current_variant: str | None = None
+        self.project_signals = ProjectSignals(self)
+        self.project_signals.changed.connect(self._project_changed)
+        self.experiment_task = TaskSlot(self)
+        self.variants_panel.variant_selected.connect(self.open_variant)
+        self.charts.selected.connect(self.open_variant)
+        self.variants_panel.measure_requested.connect(self.measure_variant)
+        self.variants_panel.compare_requested.connect(self.compare_variants)
+        self.variants_panel.remove_requested.connect(self.remove_variant)
+        self.variants_panel.rename_requested.connect(lambda vid, name: self._project_call(
+            lambda: self.project.rename(vid, name)))
+        self.variants_panel.recipe_requested.connect(self.save_recipe)
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.setInterval(3000)
+        self.autosave_timer.timeout.connect(self.autosave)
+        self.autosave_timer.start()
         self.compress.apply_requested.connect(self.apply_method)
         self.compress.cancel_requested.connect(self.cancel_method)
         self.methods_task = TaskSlot(self)
@@ -98,7 +123,8 @@ class MainWindow(QMainWindow):
         self._session_dir = None
         self.resizeDocks([self.docks["overview"], self.docks["details"]], [180, 560], Qt.Vertical)
         self.resizeDocks([self.docks["details"]], [380], Qt.Horizontal)
-        self.resizeDocks([self.docks["layers"]], [230], Qt.Vertical)
+        self.resizeDocks([self.docks["layers"]], [260], Qt.Vertical)
+        self.resizeDocks([self.docks["layers"], self.docks["charts"]], [700, 520], Qt.Horizontal)
 
         self._build_status_bar()
         self._build_actions()
@@ -169,12 +195,22 @@ class MainWindow(QMainWindow):
         self._action("Open &demo model", self.open_demo, None, file_menu)
         self.recent_menu = file_menu.addMenu("Open &recent")
         file_menu.addSeparator()
+        self._action("Open &project…", self.choose_project, QKeySequence("Ctrl+Shift+O"), file_menu,
+                     "Open a project folder (project.json and artifacts/)")
+        self._action("&Save project as…", self.save_project_as, QKeySequence("Ctrl+Shift+S"), file_menu,
+                     "Copy this project (it is saved automatically) to a folder you choose")
+        self._action("Project &dataset…", self.choose_dataset, None, file_menu,
+                     "The data variants are measured, calibrated and fine-tuned on")
+        self._action("Save &recipe of the current variant…", lambda: self.save_recipe(self.current_variant),
+                     None, file_menu)
+        file_menu.addSeparator()
         self._action("&Quit", self.close, QKeySequence.Quit, file_menu)
 
         edit = mb.addMenu("&Edit")
-        # Reserved: undo/redo arrive with projects; the shortcuts are taken now so nothing else claims them.
-        self.undo_action = self._action("&Undo", None, QKeySequence.Undo, edit)
-        self.redo_action = self._action("&Redo", None, QKeySequence("Ctrl+Shift+Z"), edit)
+        self.undo_action = self._action("&Undo", lambda: self._project_call(self.project.undo),
+                                        QKeySequence.Undo, edit)
+        self.redo_action = self._action("&Redo", lambda: self._project_call(self.project.redo),
+                                        QKeySequence("Ctrl+Shift+Z"), edit)
         self.undo_action.setEnabled(False)
         self.redo_action.setEnabled(False)
 
@@ -307,18 +343,24 @@ class MainWindow(QMainWindow):
         log.info("Opening cancelled")
         self.statusBar().showMessage("Opening cancelled", 4000)
 
-    def _loaded(self, request: OpenRequest | None, state: ViewState) -> None:
+    def _loaded(self, request: OpenRequest | None, state: ViewState, variant=None) -> None:
         self._end_progress()
         self.request = request
-        if request is not None:
+        if request is not None and variant is None:
             self._remember(request)
         self.table.set_graph(state.graph)
         self.details.set_graph(state.graph)
         self.compress.set_graph(state.graph)
-        if request is not None:
+        if variant is not None:  # a variant of the open project: its artifact knows its extra files
+            self.artifact = variant[1]
+            self.current_variant = variant[0]
+            self.variants_panel.select(variant[0])
+            self.charts.select(variant[0])
+        elif request is not None:
             from workbench.core.artifact import ModelArtifact
 
             self.artifact = ModelArtifact.from_graph(state.graph)
+            self._new_project(request, state.graph)
         self.graph_view.selected_key = None
         self._show_state(state, keep_view=False)
         g = state.graph
@@ -327,7 +369,7 @@ class MainWindow(QMainWindow):
             f"<b>{Path(g.source).name}</b> · {g.format} · {len(g.nodes):,} layers · {human(g.params)} params · "
             f"{human(g.macs)} MACs · {human(g.flops)} FLOPs · {human_bytes(g.weight_bytes)} weights"
             f" — counted from shapes, not measured" + (f" · {uncounted} layer(s) not counted" if uncounted else ""))
-        self.setWindowTitle(f"{Path(g.source).name} — Model Workbench")
+        self._update_title()
         self.find_edit.setCompleter(QCompleter([n.name for n in g.nodes], self))
         self.find_edit.completer().setCaseSensitivity(Qt.CaseInsensitive)
         self.find_edit.completer().setFilterMode(Qt.MatchContains)
@@ -448,14 +490,55 @@ class MainWindow(QMainWindow):
         return self._session_dir
 
     def apply_method(self, method_id: str, values: dict, overrides: dict, data_spec: str) -> None:
-        """Run a method on the current model off the GUI thread; show the result as the new current model."""
+        """Run a method on the current variant off the GUI thread; the result becomes a new, measured variant.
+
+        Analyses (kind ``analysis``) make no variant: their result is shown on the graph and in their own dock.
+        """
         if self.artifact is None or self.state is None:
             self.show_error("Open a model first.")
             return
+        from workbench.core.methods import get
+
+        try:
+            method = get(method_id)
+        except WorkbenchError as exc:
+            self.show_error(exc.one_line())
+            return
+        if method.kind == "analysis" or self.project is None or self.current_variant is None:
+            self._run_analysis(method_id, values, overrides, data_spec)
+            return
+        from workbench.core.datasets import DatasetConfig
+        from workbench.core.runner import local_latency, run_step, variant_artifact
+        from workbench.core.variants import Step
+
+        project, parent, graph = self.project, self.current_variant, self.state.graph
+        if data_spec and data_spec not in ("", "choose"):
+            try:
+                config = DatasetConfig.parse(data_spec)
+            except WorkbenchError as exc:
+                self.show_error(exc.one_line())
+                return
+            if project.dataset != config:
+                project.set_dataset(config)
+        step = Step(method_id, dict(values), {k: dict(v) for k, v in overrides.items()})
+
+        def task(token):
+            variant = yield from run_step(project, parent, step, measure_latency=local_latency(runs=50),
+                                          token=token)
+            artifact = variant_artifact(project, variant)
+            new_graph = yield from shared_loader().open(artifact.request(), token)
+            yield Progress(1.0, "Laying out the result…")
+            return variant.id, artifact, graph, show(new_graph, default_expansion(new_graph))
+
+        log.info("Applying %s %s to %s", method_id, values, parent)
+        self._start_method(method_id, task)
+
+    def _run_analysis(self, method_id: str, values: dict, overrides: dict, data_spec: str) -> None:
         artifact, graph = self.artifact, self.state.graph
+        project_data = self.project.dataset if self.project is not None else None
+        folder = self.project.folder if self.project is not None else None
         step = len(list(self.session_dir().glob("*"))) if self.session_dir().exists() else 0
         work_dir = self.session_dir() / f"{step + 1:03d}-{method_id}"
-        messages = []
 
         def task(token):
             from workbench.core.data import check_fits, load_data
@@ -469,25 +552,289 @@ class MainWindow(QMainWindow):
                 yield Progress(None, "Loading data…")
                 data = load_data(data_spec)
                 check_fits(data, artifact.input_shapes[0], data_spec)
+            elif project_data is not None:
+                from workbench.core.datasets import iter_load
+
+                data = yield from iter_load(project_data, folder, token)
+                check_fits(data, artifact.input_shapes[0], project_data.kind)
             elif method.needs_data:
                 raise WorkbenchError(f"{method.label} needs data", "choose the demo digits or an .npz file")
             ctx = RunContext(work_dir=work_dir, token=token, data=data, overrides=overrides,
-                             log=lambda m: (messages.append(m), log.info("%s: %s", method_id, m)))
+                             log=lambda m: log.info("%s: %s", method_id, m))
             result = yield from method.run(artifact, params, ctx)
             new_graph = yield from shared_loader().open(result.request(), token)
             yield Progress(1.0, "Laying out the result…")
-            return result, graph, show(new_graph, default_expansion(new_graph))
+            return None, result, graph, show(new_graph, default_expansion(new_graph))
 
-        log.info("Applying %s %s", method_id, values)
+        log.info("Running %s %s", method_id, values)
+        self._start_method(method_id, task)
+
+    def _start_method(self, method_id: str, task) -> None:
         self.compress.set_running(True)
         self.compress.status.setText("")
         t = self.methods_task.start("method", task)
         t.progressed.connect(self.compress.show_progress)
         t.progressed.connect(self._training_point)
-        self.training.start(f"{method_id} on {artifact.path.name} — measured while it trains")
+        self.training.start(f"{method_id} on {self.artifact.path.name} — measured while it trains")
         t.finished.connect(self._method_done)
         t.failed.connect(self._method_failed)
         t.cancelled.connect(self._method_cancelled)
+
+    # ---- projects and variants ----------------------------------------------------------------------------
+    def _new_project(self, request: OpenRequest, graph) -> None:
+        """Every opened model starts a project (autosaved in the session folder until saved elsewhere)."""
+        from workbench.core.datasets import DatasetConfig
+        from workbench.core.demo import demo_request
+        from workbench.core.modelspec import ModelSpec
+        from workbench.core.project import ROOT_ID, Project
+
+        if self.project is not None:
+            self.project.remove_listener(self._project_listener)
+            self.project.autosave()
+        folder = self.session_dir() / f"project-{len(list(self.session_dir().glob('project-*'))) + 1}"
+        try:
+            project = Project.create(folder, Path(graph.source).stem)
+            if Path(request.path) == Path(demo_request().path):
+                project.set_base_model(ModelSpec.demo())
+                project.set_dataset(DatasetConfig(kind="demo"))
+            else:
+                shape = list(graph.inputs[0].shape) if len(graph.inputs) == 1 else None
+                project.set_base_model(ModelSpec(path=str(Path(request.path).resolve()), input_shape=shape,
+                                                 architecture=request.architecture, trust_code=request.trust_code))
+        except (WorkbenchError, OSError) as exc:
+            log.error("No project for this model: %s", exc)
+            self.project = None
+            return
+        self._set_project(project, ROOT_ID)
+        if project.dataset is not None:
+            self.measure_variant(ROOT_ID)
+
+    def _set_project(self, project, current: str | None) -> None:
+        self.project = project
+        self.current_variant = current
+        project.add_listener(self._project_listener)
+        self._refresh_experiments()
+        self._update_title()
+        log.info("Project %s in %s", project.name, project.folder)
+
+    def _project_listener(self, change) -> None:  # any thread: hand over to the GUI thread
+        self.project_signals.changed.emit(change)
+
+    def _project_changed(self, change) -> None:
+        if self.project is None:
+            return
+        if change.kind in ("undo", "redo"):
+            self.statusBar().showMessage(f"{change.kind.capitalize()}: {change.label}", 4000)
+        if self.current_variant not in self.project.variants:
+            self.current_variant = "base" if "base" in self.project.variants else None
+        self._refresh_experiments()
+
+    def _refresh_experiments(self) -> None:
+        project = self.project
+        variants = list(project.variants.values()) if project else []
+        self.variants_panel.set_variants(variants, self.current_variant)
+        self.charts.set_variants(variants, self.current_variant)
+        self.undo_action.setEnabled(bool(project and project.can_undo))
+        self.redo_action.setEnabled(bool(project and project.can_redo))
+        self.undo_action.setText(f"&Undo {project.undo_label}" if project and project.can_undo else "&Undo")
+        self.redo_action.setText(f"&Redo {project.redo_label}" if project and project.can_redo else "&Redo")
+        self._update_title()
+
+    def _update_title(self) -> None:
+        parts = []
+        if self.project is not None and self.current_variant in self.project.variants:
+            parts.append(self.project.variants[self.current_variant].name)
+        if self.state is not None:
+            parts.append(Path(self.state.graph.source).name)
+        if self.project is not None:
+            parts.append(f"project {self.project.name}")
+        self.setWindowTitle(" — ".join(parts + ["Model Workbench"]))
+
+    def _project_call(self, fn) -> None:
+        """Run a project change from a menu or panel; a refusal is shown, never raised into Qt."""
+        if self.project is None:
+            return
+        try:
+            fn()
+        except WorkbenchError as exc:
+            self.show_error(exc.one_line())
+
+    def autosave(self) -> None:
+        if self.project is None:
+            return
+        try:
+            self.project.autosave()
+        except OSError as exc:  # a full disk: say so once per failure, keep the window and the data in memory
+            self.statusBar().showMessage(f"Could not save the project: {exc}. Free some space; it will retry.", 8000)
+
+    def open_variant(self, variant_id: str) -> None:
+        """Show a variant's model in the graph (the one compression steps now apply to)."""
+        if self.project is None or variant_id not in self.project.variants:
+            return
+        if variant_id == self.current_variant and self.state is not None:
+            self.charts.select(variant_id)
+            self.variants_panel.select(variant_id)
+            return
+        from workbench.core.runner import variant_artifact
+
+        variant = self.project.variant(variant_id)
+        if variant.status != "done" and variant_id != "base":
+            self.statusBar().showMessage(f"{variant.name} is {variant.status}"
+                                         + (f": {variant.error}" if variant.error else ""), 6000)
+            return
+        try:
+            artifact = variant_artifact(self.project, variant)
+        except WorkbenchError as exc:
+            self.show_error(exc.one_line())
+            return
+        request = artifact.request()
+        task = self._start_loading(variant.name, lambda token: load_steps(request, token, loader=shared_loader()))
+        task.finished.connect(lambda state, r=request, v=(variant_id, artifact): self._loaded(r, state, v))
+        task.failed.connect(lambda exc, r=request: self._load_failed(r, exc))
+
+    def measure_variant(self, variant_id: str) -> None:
+        """Measure accuracy (validation split) and latency (this machine, 1 thread) of a variant on a worker."""
+        if self.project is None:
+            return
+        from workbench.core.runner import evaluate_variant, local_latency
+
+        project = self.project
+
+        def task(token):
+            variant = yield from evaluate_variant(project, variant_id, measure_latency=local_latency(runs=50),
+                                                  token=token)
+            return variant
+
+        t = self.experiment_task.start("measure", task)
+        t.progressed.connect(lambda p: self.statusBar().showMessage(f"Measuring: {p.message}", 3000))
+        t.finished.connect(lambda v: log.info("Measured %s: %s", v.name, self._describe(v)))
+        t.failed.connect(lambda exc: self.show_error(exc.one_line() if isinstance(exc, WorkbenchError)
+                                                     else f"Measuring failed: {type(exc).__name__}: {exc}"))
+
+    @staticmethod
+    def _describe(v) -> str:
+        acc = f"top-1 {100 * v.accuracy[-1].top1:.2f} % on {v.accuracy[-1].samples} samples" if v.accuracy else \
+            "no accuracy"
+        lat = f", p50 {v.latency[-1].p50:.3f} ms ({v.latency[-1].runs} runs)" if v.latency else ""
+        return acc + lat + " (measured)"
+
+    def remove_variant(self, variant_id: str) -> None:
+        self._project_call(lambda: self.project.remove_variant(variant_id))
+
+    def compare_variants(self, a: str, b: str) -> None:
+        """Count both variants' layers on a worker, then show the per-layer differences."""
+        if self.project is None:
+            return
+        from workbench.core.runner import variant_artifact
+        from workbench.core.variants import compare_layers
+
+        project = self.project
+        va, vb = project.variant(a), project.variant(b)
+
+        def task(token):
+            yield Progress(None, f"Counting {va.name}…")
+            ga = yield from shared_loader().open(variant_artifact(project, va).request(), token)
+            yield Progress(None, f"Counting {vb.name}…")
+            gb = yield from shared_loader().open(variant_artifact(project, vb).request(), token)
+            return ga, gb, compare_layers(ga, gb)
+
+        t = self.experiment_task.start("compare", task)
+        t.finished.connect(lambda r: self.show_comparison(va, vb, *r))
+        t.failed.connect(lambda exc: self.show_error(exc.one_line() if isinstance(exc, WorkbenchError)
+                                                     else f"Compare failed: {type(exc).__name__}: {exc}"))
+
+    def show_comparison(self, va, vb, ga, gb, comparison) -> None:
+        from .experiments import CompareDialog
+
+        self.compare_dialog = CompareDialog(va, vb, comparison, ga, gb, self)
+        self.compare_dialog.show()
+
+    def save_recipe(self, variant_id: str | None) -> None:
+        if self.project is None or not variant_id:
+            self.show_error("Open a model and pick a variant first.")
+            return
+        path = self.ask_save_path("Save recipe", f"{self.project.variant(variant_id).name}.yaml",
+                                  "Recipes (*.yaml *.yml)")
+        if not path:
+            return
+        from workbench.core.recipes import recipe_from_lineage, save_recipe
+
+        try:
+            save_recipe(recipe_from_lineage(self.project, variant_id), Path(path))
+        except (WorkbenchError, OSError) as exc:
+            self.show_error(exc.one_line() if isinstance(exc, WorkbenchError) else f"Could not save: {exc}")
+            return
+        self.statusBar().showMessage(f"Recipe saved: {path} (replay with `workbench run {Path(path).name}`)", 8000)
+
+    def choose_project(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open project folder",
+                                                  str(self.settings.value("last_dir", str(Path.home()))))
+        if folder:
+            self.open_project(folder)
+
+    def open_project(self, folder) -> None:
+        """Open a project folder: repair what a crash left, show its variants, and open its latest result."""
+        from workbench.core.project import ROOT_ID, Project
+
+        try:
+            project = Project.open(Path(folder))
+        except WorkbenchError as exc:
+            self.show_error(exc.one_line())
+            return
+        report = project.recovery
+        if not report.clean:
+            log.warning("Recovered %s: removed %d unfinished writes; %d variants were interrupted (%s); %d files no "
+                        "variant uses", folder, len(report.removed_temps), len(report.interrupted),
+                        ", ".join(report.interrupted) or "none", len(report.orphans))
+        if self.project is not None:
+            self.project.remove_listener(self._project_listener)
+            self.project.autosave()
+        done = [v.id for v in project.variants.values() if v.status == "done"]
+        self._set_project(project, None)
+        self.open_variant(done[-1] if done else ROOT_ID)
+
+    def save_project_as(self) -> None:
+        if self.project is None:
+            self.show_error("Open a model first: its project is then saved automatically.")
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Copy the project into a new folder (it must not exist yet "
+                                                  "or be empty)", str(Path.home()))
+        if folder:
+            self.copy_project_to(Path(folder))
+
+    def copy_project_to(self, folder: Path) -> None:
+        import shutil
+
+        if folder.exists() and any(folder.iterdir()):
+            folder = folder / self.project.name
+        try:
+            self.project.save()
+            shutil.copytree(self.project.folder, folder)
+        except (OSError, shutil.Error) as exc:
+            self.show_error(f"Could not copy the project to {folder}: {exc}")
+            return
+        current = self.current_variant
+        self.open_project(folder)
+        if current:
+            self.open_variant(current)
+
+    def choose_dataset(self) -> None:
+        if self.project is None:
+            self.show_error("Open a model first.")
+            return
+        from .dataset_dialog import DatasetDialog
+
+        dialog = DatasetDialog(self.project.dataset, self.project.folder, self)
+        if dialog.exec() and dialog.config is not None:
+            self._project_call(lambda: self.project.set_dataset(dialog.config))
+            if self.project.dataset is not None:
+                self.measure_variant(self.current_variant or "base")
+
+    def ask_save_path(self, title: str, name: str, filters: str) -> str | None:
+        """A file name to save to (overridable in tests)."""
+        path, _ = QFileDialog.getSaveFileName(self, title, str(Path(str(self.settings.value("last_dir", "."))) / name),
+                                              filters)
+        return path or None
 
     def _training_point(self, p: Progress) -> None:
         if p.metrics:
@@ -497,22 +844,28 @@ class MainWindow(QMainWindow):
             self.training.add(p.metrics)
 
     def _method_done(self, result) -> None:
-        artifact, before, state = result
+        variant_id, artifact, before, state = result
         self.compress.set_running(False)
         self.artifact = artifact
+        if variant_id is not None:
+            self.current_variant = variant_id
+            self._refresh_experiments()
         after = state.graph
         self.table.set_graph(after)
         self.details.set_graph(after)
         self.compress.set_graph(after)
         self.graph_view.selected_key = None
         self._show_state(state, keep_view=False)
-        text = (f"{artifact.meta.get('method', 'result')}: params {human(before.params)} → {human(after.params)}, "
-                f"MACs {human(before.macs)} → {human(after.macs)} (counted), file {human_bytes(artifact.size_bytes)}"
-                f" at {artifact.path}")
+        variant = self.project.variant(variant_id) if variant_id and self.project else None
+        name = variant.name if variant else artifact.meta.get("method", "result")
+        text = (f"{name}: params {human(before.params)} → {human(after.params)}, MACs {human(before.macs)} → "
+                f"{human(after.macs)} (counted), file {human_bytes(artifact.size_bytes)}"
+                + (f"; {self._describe(variant)}" if variant else f" at {artifact.path}"))
         self.compress.status.setText(text)
         if "sensitivity" in artifact.meta:
             self._show_sensitivity(artifact.meta)
-        self.totals_label.setText(f"<b>{artifact.path.name}</b> · {after.format} · {len(after.nodes):,} layers · "
+        self._update_title()
+        self.totals_label.setText(f"<b>{name}</b> · {after.format} · {len(after.nodes):,} layers · "
                                   f"{human(after.params)} params · {human(after.macs)} MACs — counted from shapes")
         log.info("Applied: %s", text)
 
@@ -706,8 +1059,10 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Cancel every task and wait for worker threads (a step in progress finishes in the background)."""
-        for slot in (self.loader, self.relayout, self.details.tasks, self.methods_task):
+        for slot in (self.loader, self.relayout, self.details.tasks, self.methods_task, self.experiment_task):
             slot.shutdown()
+        self.autosave_timer.stop()
+        self.autosave()
         self.log_panel.detach()
 
 

@@ -42,9 +42,11 @@ class MethodPanel(QWidget):
         self.estimate_label.setWordWrap(True)
         self.estimate_label.setTextFormat(Qt.RichText)
         self.data_combo = QComboBox(self)
+        self.data_combo.addItem("The project's dataset", "")
         self.data_combo.addItem("Demo digits (bundled)", "demo")
-        self.data_combo.addItem("None", "")
         self.data_combo.addItem("Choose .npz…", "choose")
+        self.data_combo.setToolTip("Data for calibration, fine-tuning and measuring; choosing other data here "
+                                   "sets the project's dataset (File › Project dataset… for image folders)")
         self.data_combo.activated.connect(self._data_chosen)
         self.override_table = QTableWidget(0, 3, self)
         self.override_table.setHorizontalHeaderLabels(["Layer", "Parameter", "Value"])
@@ -143,7 +145,6 @@ class MethodPanel(QWidget):
         self.form = ParamsForm(method.Params, self)
         self.form.changed.connect(self.update_estimate)
         self.form_box.addWidget(self.form)
-        self.data_combo.setCurrentIndex(0 if method.needs_data else self.data_combo.findData(""))
         self.overrides = {k: {f: v for f, v in d.items() if f in method.Params.per_layer_fields()}
                           for k, d in self.overrides.items()}
         self.overrides = {k: d for k, d in self.overrides.items() if d}
@@ -224,8 +225,8 @@ class MethodPanel(QWidget):
             return
         path, _ = QFileDialog.getOpenFileName(self, "Data for calibration / training", "", "Arrays (*.npz)")
         if path:
-            self.data_combo.insertItem(0, path, path)
-            self.data_combo.setCurrentIndex(0)
+            self.data_combo.insertItem(1, path, path)
+            self.data_combo.setCurrentIndex(1)
         else:
             self.data_combo.setCurrentIndex(0)
 
