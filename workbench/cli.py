@@ -1,4 +1,5 @@
-"""The ``workbench`` command: the desktop app (default), ``inspect``, ``methods``, ``apply`` and ``archs``."""
+"""The ``workbench`` command: the desktop app (default), ``inspect``, ``methods``, ``apply``, ``archs``, ``bench``
+and ``agent``."""
 
 from __future__ import annotations
 

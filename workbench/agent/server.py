@@ -47,6 +47,7 @@ DEFAULT_MAX_UPLOAD = 512 << 20
 DEFAULT_JOB_TIMEOUT = 600.0
 MAX_JSON_BODY = 64 << 10
 MAX_QUEUE = 8
+MAX_INPUT_ELEMENTS = 1 << 28  # per input (1 GiB of float32): a job cannot ask the board for unbounded memory
 _DRAIN_LIMIT = 1 << 20  # a refused body this small is read and dropped, so the client sees the reply, not a reset
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _JOB_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
@@ -241,6 +242,13 @@ _NP_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(fl
              "tensor(bool)": "bool"}
 
 
+def _elements(shape: list[int]) -> int:
+    count = 1
+    for d in shape:
+        count *= d
+    return count
+
+
 def _shape_for(index: int, inp, job: dict) -> list[int]:
     given = job.get("input_shapes")
     shape = None
@@ -259,6 +267,9 @@ def _shape_for(index: int, inp, job: dict) -> list[int]:
         raise JobError(400, f"input '{inp.name}' has dynamic dimensions {declared} that no input shape binds",
                        "give input_shapes (e.g. --input-shape 1x3x224x224)", "unbound_shape")
     shape = [int(d) for d in shape]
+    if any(d <= 0 for d in shape) or _elements(shape) > MAX_INPUT_ELEMENTS:
+        raise JobError(400, f"input '{inp.name}' shape {shape} must have positive sizes and at most "
+                            f"{MAX_INPUT_ELEMENTS} elements", "give a smaller input shape", "bad_shape")
     if len(shape) != len(declared) or any(isinstance(d, int) and d > 0 and d != s for d, s in zip(declared, shape)):
         raise JobError(400, f"input '{inp.name}' takes shape {declared}, not {shape}",
                        "give a shape that fits the model", "bad_shape")
