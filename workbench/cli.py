@@ -1,4 +1,5 @@
-"""The ``workbench`` command: the desktop app (default), ``inspect``, ``methods``, ``apply``, ``run`` and ``archs``."""
+"""The ``workbench`` command: the desktop app (default), ``inspect``, ``methods``, ``apply``, ``run``, ``archs``,
+``bench`` and ``agent``."""
 
 from __future__ import annotations
 
@@ -69,6 +70,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("archs", help="list the built-in architectures")
     a.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+
+    b = sub.add_parser("bench", help="measure a model's latency on a device (this machine or a device agent)")
+    _model_args(b)
+    b.add_argument("--device", default="local", metavar="local|agent://HOST:PORT", help="where to measure")
+    b.add_argument("--token", help="the agent's token (or env WORKBENCH_AGENT_TOKEN)")
+    b.add_argument("--runs", type=int, default=200, help="timed runs (default 200)")
+    b.add_argument("--warmup", type=int, default=20, help="warm-up runs (default 20)")
+    b.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1)")
+    b.add_argument("--provider", help="ONNX Runtime execution provider for --device local")
+    b.add_argument("--timeout", type=float, default=600.0, help="seconds the benchmark may take (default 600)")
+    b.add_argument("--json", action="store_true", help="print one JSON document")
+    b.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+
+    ag = sub.add_parser("agent", help="run the device agent here (what `python server.py` runs on a board)")
+    ag.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    ag.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any free port)")
+    ag.add_argument("--token", help="secret every request must carry (or env WORKBENCH_AGENT_TOKEN)")
+    ag.add_argument("--store", help="folder for uploaded models (default ~/.cache/workbench-agent)")
+    ag.add_argument("--max-upload-mb", type=float, help="largest model accepted, MiB (default 512)")
+    ag.add_argument("--job-timeout", type=float, help="seconds one job may run (default 600)")
+    ag.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return parser
 
 
@@ -237,6 +259,62 @@ def cmd_archs(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    import os
+
+    from workbench.core.artifact import ModelArtifact
+    from workbench.devices import BenchConfig, parse_device
+
+    token = args.token or os.environ.get("WORKBENCH_AGENT_TOKEN")
+    device = parse_device(args.device, token=token, provider=args.provider)
+    artifact = ModelArtifact.from_graph(open_from_args(args))
+    config = BenchConfig(warmup=args.warmup, runs=args.runs, threads=args.threads, timeout_s=args.timeout)
+    quiet = args.json or not sys.stderr.isatty()
+    steps = device.benchmark_steps(artifact, config)
+    while True:
+        try:
+            progress = next(steps)
+        except StopIteration as stop:
+            report = stop.value
+            break
+        if not quiet:
+            _progress_line(progress)
+    if not quiet:
+        sys.stderr.write("\n")
+    if args.json:
+        json.dump({"device": report.device, "p50_ms": report.p50_ms, "p90_ms": report.p90_ms,
+                   "p99_ms": report.p99_ms, "min_ms": report.min_ms, "std_ms": report.std_ms, "runs": report.runs,
+                   "threads": report.threads, "load_ms": report.load_ms,
+                   "first_inference_ms": report.first_inference_ms, "input_shapes": report.input_shapes,
+                   "ops": [vars(op) for op in report.ops], "device_info": report.device_info}, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    info = report.device_info
+    shapes = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in report.input_shapes.items())
+    print(f"p50 {report.p50_ms:.3f} ms  (p90 {report.p90_ms:.3f}, p99 {report.p99_ms:.3f}, min {report.min_ms:.3f}, "
+          f"std {report.std_ms:.3f} ms; {report.runs} runs after {report.warmup} warm-up, {report.threads} thread"
+          f"{'s' if report.threads != 1 else ''})")
+    print(f"measured on {report.device}: {info.get('cpu_model', '?')}, {info.get('cores', '?')} cores, "
+          f"onnxruntime {info.get('onnxruntime', '?')}; input {shapes}")
+    print(f"load {report.load_ms:.1f} ms, first inference {report.first_inference_ms:.2f} ms")
+    if report.ops:
+        print("slowest operators (ONNX Runtime profiler, mean ms per run):")
+        for op in report.ops[:10]:
+            print(f"  {op.mean_ms:8.3f}  {op.op_type:<18} {op.name}")
+    return 0
+
+
+def cmd_agent(args) -> int:
+    from workbench.agent import server
+
+    argv = ["--host", args.host, "--port", str(args.port)]
+    for flag, value in (("--token", args.token), ("--store", args.store), ("--max-upload-mb", args.max_upload_mb),
+                        ("--job-timeout", args.job_timeout)):
+        if value is not None:
+            argv += [flag, str(value)]
+    return server.main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -251,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:  # `workbench` alone opens the app
         args = parser.parse_args(["gui"] + (["--demo"] if args.demo else []) + (["--debug"] if debug else []))
     handler = {"inspect": cmd_inspect, "archs": cmd_archs, "gui": cmd_gui, "methods": cmd_methods,
-               "apply": cmd_apply, "run": cmd_run}[args.command]
+               "apply": cmd_apply, "run": cmd_run, "bench": cmd_bench, "agent": cmd_agent}[args.command]
     from workbench.core.errors import WorkbenchError
 
     try:

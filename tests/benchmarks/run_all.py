@@ -68,6 +68,7 @@ def bench_inspect() -> None:
 
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_agent
     import bench_experiments
     import bench_gui
     import bench_layout
@@ -88,6 +89,8 @@ def main() -> None:
     bench_pruning.main()
     print("\n== Experiments: evaluation throughput (ONNX Runtime) and variant chart updates")
     bench_experiments.main()
+    print("\n== device agent vs direct ONNX Runtime (same model, this machine, 1 thread)")
+    bench_agent.main()
 
 
 if __name__ == "__main__":

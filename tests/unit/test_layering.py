@@ -10,7 +10,7 @@ HEADLESS = ["workbench.core", "workbench.core.readers", "workbench.core.readers.
             "workbench.core.readers.torch_readers", "workbench.core.readers.torch_trace", "workbench.core.report",
             "workbench.core.architectures", "workbench.core.demo", "workbench.core.loader", "workbench.core.loading",
             "workbench.core.weights", "workbench.methods", "workbench.devices",
-            "workbench.cli"]
+            "workbench.devices.local", "workbench.devices.agent", "workbench.devices.int8_verdict", "workbench.cli"]
 
 
 def _modules_after_import(module: str) -> set[str]:
@@ -36,7 +36,19 @@ def test_cli_and_core_load_torch_lazily():
     assert "torch" not in loaded
 
 
-def test_agent_imports_nothing_else_from_the_package():
-    loaded = _modules_after_import("workbench.agent")
+@pytest.mark.parametrize("module", ["workbench.agent", "workbench.agent.server"])
+def test_agent_imports_nothing_else_from_the_package(module):
+    loaded = _modules_after_import(module)
     others = sorted(m for m in loaded if m.startswith("workbench.") and not m.startswith("workbench.agent"))
     assert not others, others
+    assert not {"torch", "onnx", "pydantic"} & loaded  # a board has only numpy and onnxruntime
+
+
+def test_devices_import_only_core():
+    loaded = set()
+    for module in ("workbench.devices", "workbench.devices.local", "workbench.devices.agent",
+                   "workbench.devices.int8_verdict"):
+        loaded |= _modules_after_import(module)
+    outside = sorted(m for m in loaded if m.startswith("workbench.") and not m.startswith(("workbench.core",
+                                                                                           "workbench.devices")))
+    assert not outside, outside
