@@ -78,6 +78,17 @@ def onnx_to_torch(model, input_shapes: list[tuple[int, ...]] | None = None, sour
         return _Builder(model, input_shapes, source).build()
 
 
+def convert_artifact(artifact):
+    """The ONNX artifact (weights included) as a GraphModule for its bound input shapes."""
+    return onnx_to_torch(artifact.load_onnx(), artifact.input_shapes, str(artifact.path))
+
+
+def onnx_output_names(artifact) -> list[str]:
+    import onnx
+
+    return [vi.name for vi in onnx.load(str(artifact.path), load_external_data=False).graph.output]
+
+
 def _sanitize(name: str) -> str:
     text = re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_")
     text = re.sub(r"_+", "_", text)
@@ -183,6 +194,7 @@ class _Builder:
         self.graph.output(results[0] if len(results) == 1 else tuple(results))
         module = torch.fx.GraphModule(self.root, self.graph, class_name="OnnxModule")
         module.onnx_layers = dict(self.layers)
+        module.onnx_outputs = [vi.name for vi in self.g.output]
         return module.eval()
 
     def _declared_shape(self, vi) -> tuple[int, ...]:
