@@ -70,6 +70,7 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import bench_gui
     import bench_layout
+    import bench_onnx_prune
     import bench_pruning
     import bench_quantize
 
@@ -85,6 +86,8 @@ def main() -> None:
     bench_quantize.main()
     print("\n== channel pruning vs fp32 (ONNX Runtime, 1 thread, batch 1, interleaved)")
     bench_pruning.main()
+    print("\n== channel pruning of an ONNX file (converted to PyTorch layers and back)")
+    bench_onnx_prune.main()
 
 
 if __name__ == "__main__":

@@ -292,8 +292,9 @@ class ChannelPruning(Method):
             yield Progress(0.1, "building the dependency graph")
             if p.importance == "bn_scale" and not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
                                                       for m in model.modules()):
+                folded = " (ONNX exporters fold BatchNorm into the convolutions)" if artifact.format == "onnx" else ""
                 raise WorkbenchError("prune.channels: the bn_scale importance ranks channels by their BatchNorm "
-                                     "scale, and this model has no BatchNorm layers", "use l1, l2 or taylor")
+                                     f"scale, and this model has no BatchNorm layers{folded}", "use l1, l2 or taylor")
             excluded = [m for ms in resolve_layers(model, p.exclude, "exclude", before).values() for m in ms]
             modules = resolve_layers(model, ratios, "override", before)
             ratio_dict = {m: ratio for name, ratio in ratios.items() for m in modules[name]}
