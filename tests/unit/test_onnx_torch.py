@@ -292,7 +292,7 @@ def test_per_layer_exclusion_and_ratio_by_onnx_name(onnx_models, tmp_path):
     result = run_to_end(method.run(artifact, method.parse_params({"ratio": 0.5, "exclude": [excluded]}),
                                    RunContext(work_dir=tmp_path / "w", overrides={override: {"ratio": 0.25}})))
     module = torch.load(str(result.path.parent / result.meta["module_file"]), weights_only=False)
-    layers = module.onnx_layers
+    layers = onnx_to_torch(onnx.load(str(path)), [shape]).onnx_layers  # ONNX node name -> submodule
     assert getattr(module, layers[excluded]).out_channels == 96  # untouched
     assert excluded not in result.meta["channels"]
     assert result.meta["channels"]["/features/features.3/conv/conv.0/conv.0.0/Conv"] == [144, 112]  # 108 → 112 (/8)
@@ -301,6 +301,15 @@ def test_per_layer_exclusion_and_ratio_by_onnx_name(onnx_models, tmp_path):
     shapes = _conv_shapes(result.path)
     assert shapes[layers[excluded] + ".weight"][0] == 96
     assert shapes[layers["/features/features.3/conv/conv.0/conv.0.0/Conv"] + ".weight"][0] == 112
+    # The pruned file names its layers after the submodules; the next step finds them by those names.
+    renamed = next(n.name for n in onnx.load(str(result.path)).graph.node if n.op_type == "Gemm")
+    assert module.onnx_layers[renamed] == "classifier_1"
+    sparse = run_to_end(MagnitudePruning().run(result, MagnitudePruning().parse_params({"sparsity": 0.0}),
+                                               RunContext(work_dir=tmp_path / "m",
+                                                          overrides={renamed: {"sparsity": 0.75}})))
+    weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(sparse.path)).graph.initializer}
+    assert float((weights["classifier_1.weight"] == 0).mean()) == pytest.approx(0.75, abs=0.01)
+    assert float((weights[layers[excluded] + ".weight"] == 0).mean()) == 0.0
     with pytest.raises(WorkbenchError, match="no layer or scope named 'features.99'"):
         run_to_end(method.run(artifact, method.parse_params({"exclude": ["features.99"]}),
                               RunContext(work_dir=tmp_path / "w2")))

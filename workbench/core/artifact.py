@@ -206,6 +206,10 @@ def save_onnx_module(module, example_inputs: list, path: Path, inputs: list[Tens
 
     _, _, module_path, module_tmp = onnx_output_files(path)
     write_onnx(module, example_inputs, path, [s.name for s in inputs], output_names)
+    if getattr(module, "onnx_layers", None) is not None:
+        from .onnx_torch import relabel_layers
+
+        relabel_layers(module, path)  # the new file names its nodes after the submodules
     torch.save(module, str(module_tmp))
     module_tmp.replace(module_path)
     return ModelArtifact(path=path, format="onnx", inputs=inputs, meta={**meta, "module_file": module_path.name})

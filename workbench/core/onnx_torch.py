@@ -89,6 +89,23 @@ def onnx_output_names(artifact) -> list[str]:
     return [vi.name for vi in onnx.load(str(artifact.path), load_external_data=False).graph.output]
 
 
+def relabel_layers(module, onnx_path) -> None:
+    """Point ``module.onnx_layers`` at the node names of an ONNX file exported from ``module``: the exporter names
+    each node after the submodule that made it (``/features_2_conv_0_0/Conv``), which the reader reads as its scope."""
+    import onnx
+
+    from .readers.onnx_reader import _scope
+
+    submodules = {name for name, _ in module.named_modules() if name}
+    proto = onnx.load(str(onnx_path), load_external_data=False)
+    layers = {}
+    for i, node in enumerate(proto.graph.node):
+        scope, _ = _scope(node, [])
+        if scope in submodules:
+            layers[node.name or f"{node.op_type}_{i}"] = scope
+    module.onnx_layers = layers
+
+
 def _sanitize(name: str) -> str:
     text = re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_")
     text = re.sub(r"_+", "_", text)

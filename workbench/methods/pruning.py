@@ -110,7 +110,10 @@ def resolve_layers(model, names: Iterable[str], what: str, graph: LayerGraph | N
     modules = dict(model.named_modules())
     found: dict[str, list] = {}
     for name in names:
-        hits = [modules[layers[n.name]] for n in graph.nodes if n.name in layers and _matches(n, [name.strip()])]
+        key = name.strip()
+        targets = [key] if key in modules and key else []
+        targets += [layers.get(n.name) or n.scope for n in graph.nodes if _matches(n, [key])]
+        hits = list({id(modules[t]): modules[t] for t in targets if t in modules}.values())
         hits = [m for m in hits if any(True for _ in m.parameters())]
         if not hits:
             examples = ", ".join(n.name for n in graph.nodes if n.name in layers and n.params)[:120]
