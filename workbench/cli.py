@@ -1,4 +1,4 @@
-"""The ``workbench`` command: the desktop app (default), ``inspect``, ``methods``, ``apply`` and ``archs``."""
+"""The ``workbench`` command: the desktop app (default), ``inspect``, ``methods``, ``apply``, ``run`` and ``archs``."""
 
 from __future__ import annotations
 
@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", required=True, metavar="FILE", help="output model (.onnx or .pt2)")
     ap.add_argument("--json", action="store_true", help="print one JSON document with the result")
     ap.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+
+    r = sub.add_parser("run", help="replay a recipe (YAML) and check its goals; exit 3 when a goal is missed")
+    r.add_argument("recipe", help="recipe file (see docs/recipes.md)")
+    r.add_argument("--out", metavar="DIR", help="project folder to create with every variant (default: temporary)")
+    r.add_argument("--json", action="store_true", help="print one JSON document with every variant and the goals")
+    r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
 
     a = sub.add_parser("archs", help="list the built-in architectures")
     a.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
@@ -188,6 +194,39 @@ def _jsonable(value):
         return str(value)
 
 
+EXIT_GOAL_MISSED = 3
+
+
+def cmd_run(args) -> int:
+    import tempfile
+
+    from workbench.core.methods import run_to_end
+    from workbench.core.recipes import load_recipe, run_recipe
+
+    path = Path(args.recipe)
+    recipe = load_recipe(path)
+    quiet = args.json or not sys.stderr.isatty()
+    with tempfile.TemporaryDirectory(prefix="workbench-run-") as tmp:  # the project, unless --out keeps it
+        out = Path(args.out) if args.out else Path(tmp) / "project"
+        result = run_to_end(run_recipe(recipe, path.parent, out), None if quiet else _progress_line)
+    if not quiet:
+        sys.stderr.write("\n")
+    if args.json:
+        json.dump(result.to_json() | {"project": args.out}, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        for v in result.variants:
+            acc = v.accuracy_on()
+            lat = v.latency[-1] if v.latency else None
+            print(f"{v.id:<6} {v.name:<22} params {v.params.value:>10,}  MACs {v.macs.value:>12,}  "
+                  f"top-1 {100 * acc.top1:6.2f} %" + (f"  p50 {lat.p50:.3f} ms ({lat.runs} runs)" if lat else ""))
+        for d in result.details:
+            print(f"goal {d['goal']} {d['target']}: {'met' if d['met'] else 'MISSED'} (actual {d['actual']})")
+        if args.out:
+            print(f"project: {result.project.folder}")
+    return 0 if result.goals_met else EXIT_GOAL_MISSED
+
+
 def cmd_archs(args) -> int:
     from workbench.core import architectures
 
@@ -212,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:  # `workbench` alone opens the app
         args = parser.parse_args(["gui"] + (["--demo"] if args.demo else []) + (["--debug"] if debug else []))
     handler = {"inspect": cmd_inspect, "archs": cmd_archs, "gui": cmd_gui, "methods": cmd_methods,
-               "apply": cmd_apply}[args.command]
+               "apply": cmd_apply, "run": cmd_run}[args.command]
     from workbench.core.errors import WorkbenchError
 
     try:

@@ -68,6 +68,7 @@ def bench_inspect() -> None:
 
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_experiments
     import bench_gui
     import bench_layout
     import bench_onnx_prune
@@ -88,6 +89,8 @@ def main() -> None:
     bench_pruning.main()
     print("\n== channel pruning of an ONNX file (converted to PyTorch layers and back)")
     bench_onnx_prune.main()
+    print("\n== Experiments: evaluation throughput (ONNX Runtime) and variant chart updates")
+    bench_experiments.main()
 
 
 if __name__ == "__main__":

@@ -103,6 +103,15 @@ def test_sensitivity_paints_the_graph_and_offers_mixed_precision(qtbot, window):
     assert window.graph_view.metric_id == "sensitivity"
     assert "Accuracy drop (measured)" in window.graph_view.legend.text()
     assert panel.suggestion_button.isVisible()
+    rows = window.artifact.meta["sensitivity"]
+    table = window.sensitivity.table
+    assert table.rowCount() == len(rows) and "100 samples" in window.sensitivity.summary.text()
+    drops = [float(table.item(r, 2).text()) for r in range(table.rowCount())]
+    assert drops == sorted(drops, reverse=True)
+    assert table.item(0, 0).text() == rows[0]["layer"]
+    table.selectRow(0)  # a row click selects the layer in the graph
+    node = window.state.graph.nodes[window.table.selected_node()]
+    assert rows[0]["layer"] in (node.name, node.scope) or node.scope.startswith(rows[0]["layer"])
     suggestion = dict(panel.suggestion)
     qtbot.mouseClick(panel.suggestion_button, Qt.LeftButton)
     assert panel.method.id == "quantize.bits"
@@ -121,3 +130,18 @@ def test_per_layer_override_from_the_layer_table(qtbot, window):
     window.ask_override_value = lambda layer, field, current: "0.4"
     window.table.override_requested.emit(layer, field)
     assert window.compress.overrides == {layer: {"ratio": 0.4}}
+
+
+def test_finetune_draws_live_training_curves(qtbot, window):
+    _open_demo(qtbot, window)
+    panel = window.compress
+    panel.select_method("finetune")
+    panel.form.set_values({"epochs": 1})
+    with qtbot.waitSignal(window.view_ready, timeout=180000):
+        qtbot.mouseClick(panel.apply_button, Qt.LeftButton)
+    series = window.training.series
+    epochs, losses = series["train loss"]
+    assert len(epochs) >= 3 and epochs == sorted(epochs) and epochs[-1] == pytest.approx(1.0)
+    assert series["val accuracy"][0] == [1.0]
+    assert series["val accuracy"][1][0] == pytest.approx(100 * window.artifact.meta["val_accuracy"][-1])
+    assert "finetune" in window.training.title.text()

@@ -52,6 +52,12 @@ def test_demo_distils_into_a_small_cnn(demo, tmp_path):
     assert all(0.0 <= m.fraction <= 1.0 for m in messages) and messages[-1].fraction == 1.0
     assert any("epoch 2/4 · loss" in m.message and "val acc" in m.message for m in messages)
     assert len([line for line in logs if "val accuracy" in line]) == 4
+    curves = [m.metrics for m in messages if m.metrics]
+    assert [c["epoch"] for c in curves if "val accuracy" in c] == [1.0, 2.0, 3.0, 4.0]
+    assert [c["val accuracy"] for c in curves if "val accuracy" in c] == \
+        pytest.approx([h["val_accuracy"] for h in history])
+    losses = [c for c in curves if "train loss" in c]
+    assert losses[-1]["epoch"] == pytest.approx(4.0) and losses[-1]["train loss"] < losses[0]["train loss"]
     assert _files(tmp_path) == ["student.module.pt", "student.pt2"]  # the checkpoint is gone
     # the estimate counts the student exactly (built on the meta device) and says how MACs were guessed
     est = method.estimate(graph, params)

@@ -100,10 +100,10 @@ def test_pruning_then_short_finetune_costs_at_most_two_points(demo, pruned50, tm
     _, _, data, base = demo
     pruned = evaluate.accuracy(pruned50[0], data.val)
     method = FineTune()
-    messages, logs = [], []
+    messages, logs, points = [], [], []
     tuned = run_to_end(method.run(pruned50[0], method.parse_params({"epochs": 3, "learning_rate": 1e-3}),
                                   RunContext(work_dir=tmp_path, data=data, log=logs.append)),
-                       lambda p: messages.append(p.message))
+                       lambda p: messages.append(p.message) or points.append(p.metrics))
     after = evaluate.accuracy(tuned, data.val)
     print(f"\ndemo val accuracy: base {base.points():.2f} %, pruned 50 % {pruned.points():.2f} %, "
           f"pruned + 3 epochs {after.points():.2f} %")
@@ -114,6 +114,13 @@ def test_pruning_then_short_finetune_costs_at_most_two_points(demo, pruned50, tm
     assert any("epoch 1/3 · loss" in m for m in messages) and any("epoch 3/3 · loss" in m for m in messages)
     assert len([line for line in logs if "val accuracy" in line]) == 3
     assert np.isfinite(tuned.meta["train_loss"]) and tuned.meta["train_loss"] < 0.5
+    # live-curve points: train loss at increasing fractional epochs, one validation point per epoch
+    train = [m for m in points if m and "train loss" in m]
+    val = [m for m in points if m and "val accuracy" in m]
+    assert len(train) >= 6 and all(a["epoch"] < b["epoch"] for a, b in zip(train, train[1:]))
+    assert train[-1]["epoch"] == pytest.approx(3.0) and all(np.isfinite(m["train loss"]) for m in train)
+    assert [m["epoch"] for m in val] == [1.0, 2.0, 3.0]
+    assert [m["val accuracy"] for m in val] == pytest.approx(tuned.meta["val_accuracy"])
 
 
 def test_per_layer_override_and_exclude(demo, tmp_path):

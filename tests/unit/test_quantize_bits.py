@@ -152,3 +152,71 @@ def test_cancelled_fp16_export_leaves_nothing(demo, tmp_path):
                               RunContext(work_dir=tmp_path / "w", token=token)))
     work = Path(tmp_path / "w")
     assert not work.exists() or not [p for p in work.rglob("*") if p.is_file()]
+
+
+@pytest.fixture(scope="module")
+def vit(tmp_path_factory):
+    """A small ViT (2.7 M params, 25 linear layers) saved as a .pt2: the MatMul-heavy case MatMulNBits is for."""
+    from workbench.core.architectures import build
+    from workbench.core.artifact import save_torch
+    from workbench.core.shapes import TensorSpec
+
+    torch.manual_seed(0)
+    model = build("vit_small", num_classes=10).eval()
+    folder = tmp_path_factory.mktemp("vit")
+    artifact = save_torch(model, [torch.randn(1, 3, 32, 32)], folder / "vit.pt2",
+                          [TensorSpec("x", [1, 3, 32, 32], "float32")], {})
+    return artifact, export_onnx(artifact, folder / "vit.onnx")
+
+
+def _ops(path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for node in onnx.load(str(path)).graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
+
+
+def test_matmul_nbits_runs_every_linear_layer_as_a_real_4_bit_kernel(vit, tmp_path):
+    artifact, fp32 = vit
+    params = METHOD.parse_params({"export": "matmul_nbits", "weight_bits": 4})
+    logs = []
+    result = run_to_end(METHOD.run(artifact, params, RunContext(work_dir=tmp_path, log=logs.append)))
+    assert result.format == "onnx" and result.meta["simulated"] is False
+    ops = _ops(result.path)
+    assert ops.get("MatMulNBits") == 25 and "Gemm" not in ops  # 6 blocks × (qkv, proj, fc1, fc2) + the head
+    assert result.meta["float_linear_layers"] == [] and len(result.meta["nbits_layers"]) == 25
+    assert "MatMul between activations" in result.meta["float_heavy_ops"]  # attention scores stay float, said so
+    x = np.random.default_rng(1).standard_normal((4, 3, 32, 32)).astype(np.float32)
+    ref = ort.InferenceSession(str(fp32.path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    out = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    cosine = float((out * ref).sum() / np.linalg.norm(out) / np.linalg.norm(ref))
+    assert cosine > 0.95, cosine  # 4-bit rounding of random-init weights (measured 0.978), not garbage
+    ratio = result.size_bytes / fp32.size_bytes
+    assert 0.12 < ratio < 0.25, ratio  # measured 1.86 MB vs 10.8 MB: about 4.5 bits per weight with the scales
+    estimate = METHOD.estimate(artifact.graph(), params)
+    assert abs(estimate.size_bytes - result.size_bytes) < 0.1 * result.size_bytes
+    assert any("MatMulNBits" in line and "real" in line for line in logs)
+
+
+def test_matmul_nbits_keeps_overridden_layers_float_and_refuses_other_widths(vit, tmp_path):
+    artifact, _ = vit
+    params = METHOD.parse_params({"export": "matmul_nbits", "weight_bits": 8})
+    result = run_to_end(METHOD.run(artifact, params, RunContext(work_dir=tmp_path / "a",
+                                                                overrides={"head": {"weight_bits": 8}})))
+    assert len(result.meta["nbits_layers"]) == 24 and len(result.meta["float_linear_layers"]) == 1
+    assert result.meta["max_abs_diff_vs_fp32"] < 0.02  # 8-bit blocks: measured 0.008 on outputs of about 1
+    assert "head" in result.meta["float_linear_layers"][0]
+    with pytest.raises(WorkbenchError, match="4- or 8-bit"):
+        run_to_end(METHOD.run(artifact, METHOD.parse_params({"export": "matmul_nbits", "weight_bits": 3}),
+                              RunContext(work_dir=tmp_path / "b")))
+    with pytest.raises(WorkbenchError, match="fake quantization edits PyTorch"):
+        run_to_end(METHOD.run(vit[1], METHOD.parse_params({}), RunContext(work_dir=tmp_path / "c")))
+
+
+def test_matmul_nbits_on_the_demo_quantizes_the_classifier_and_keeps_accuracy(demo, tmp_path):
+    _, artifact, data, base = demo
+    result = run_to_end(METHOD.run(artifact, METHOD.parse_params({"export": "matmul_nbits"}),
+                                   RunContext(work_dir=tmp_path, data=data)))
+    assert len(result.meta["nbits_layers"]) == 1 and result.meta["float_heavy_ops"] == ["Conv"]
+    assert base - evaluate.accuracy(result, data.val).points() < 0.5
+    assert result.meta["checked_on"] == 64 and result.meta["top1_agreement_vs_fp32"] >= 0.95

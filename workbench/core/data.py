@@ -68,6 +68,19 @@ def load_data(spec: str, calibration: int = 256, seed: int = 0) -> DataBundle:
     if spec == "demo":
         return demo_data(calibration)
     path = Path(spec)
+    x, y = read_npz(path)
+    order = np.random.default_rng(seed).permutation(len(x))
+    x = x[order].astype(np.float32)
+    y = None if y is None else y[order].astype(np.int64)
+    cut = max(1, int(0.8 * len(x))) if len(x) > 1 else 1
+    train = ArrayData(f"{path.name}/train", x[:cut], None if y is None else y[:cut])
+    val = ArrayData(f"{path.name}/val", x[cut:] if len(x) > 1 else x, None if y is None else (y[cut:] if len(x) > 1
+                                                                                              else y))
+    return DataBundle(path.name, train, val, train.take(calibration))
+
+
+def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Arrays ``x`` (N, …) and optional labels ``y`` from an ``.npz``, checked; WorkbenchError when unusable."""
     if not path.is_file():
         raise WorkbenchError("no such data file", "pass --data demo or an .npz file with an array x", path)
     try:
@@ -84,24 +97,32 @@ def load_data(spec: str, calibration: int = 256, seed: int = 0) -> DataBundle:
         raise WorkbenchError(f"x has shape {x.shape}; it needs a sample axis first", "save x as (N, …)", path)
     if y is not None and len(y) != len(x):
         raise WorkbenchError(f"x has {len(x)} samples but y has {len(y)}", "save one label per sample", path)
-    order = np.random.default_rng(seed).permutation(len(x))
-    x = x[order].astype(np.float32)
-    y = None if y is None else y[order].astype(np.int64)
-    cut = max(1, int(0.8 * len(x))) if len(x) > 1 else 1
-    train = ArrayData(f"{path.name}/train", x[:cut], None if y is None else y[:cut])
-    val = ArrayData(f"{path.name}/val", x[cut:] if len(x) > 1 else x, None if y is None else (y[cut:] if len(x) > 1
-                                                                                              else y))
-    return DataBundle(path.name, train, val, train.take(calibration))
+    return x, y
 
 
-def check_fits(data: DataBundle, input_shape: tuple[int, ...], source: str = "") -> None:
-    """Raise WorkbenchError when the samples' shape is not the model input's (batch axis aside)."""
+def check_fits(data: DataBundle, input_shape: tuple[int, ...], source: str = "",
+               num_outputs: int | None = None) -> None:
+    """Raise WorkbenchError when the samples do not fit the model: shape (channels, size) or label count."""
     want = tuple(input_shape[1:])
     got = tuple(data.train.x.shape[1:])
     if want != got:
         shown = "x".join(map(str, want))
-        raise WorkbenchError(f"the data '{data.name}' has samples of shape {'x'.join(map(str, got))} but the model "
-                             f"takes {shown}", f"provide inputs of shape N x {shown}", source or None)
+        problem = f"the data '{data.name}' has samples of shape {'x'.join(map(str, got))} but the model takes {shown}"
+        remedy = f"provide inputs of shape N x {shown}"
+        if len(want) == len(got) == 3 and want[1:] == got[1:]:
+            problem = f"the data '{data.name}' has {got[0]} channel(s) but the model takes {want[0]}"
+            remedy = "set the dataset's colour to " + ("grayscale" if want[0] == 1 else "rgb") if want[0] in (1, 3) \
+                else f"provide {want[0]}-channel inputs"
+        elif len(want) == len(got) == 3 and want[0] == got[0]:
+            problem = (f"the data '{data.name}' has {got[1]}x{got[2]} images but the model takes "
+                       f"{want[1]}x{want[2]}")
+            remedy = f"set the dataset's resize and crop to give {want[1]}x{want[2]}"
+        raise WorkbenchError(problem, remedy, source or None)
+    classes = data.num_classes
+    if num_outputs is not None and classes is not None and classes > num_outputs:
+        raise WorkbenchError(f"the data '{data.name}' has labels up to {classes - 1} ({classes} classes) but the "
+                             f"model outputs {num_outputs} scores", "use data with labels 0 … "
+                             f"{num_outputs - 1}, or a model with {classes} outputs", source or None)
 
 
 def check_training_data(data: DataBundle | None, input_shape: tuple[int, ...], method_id: str) -> DataBundle:

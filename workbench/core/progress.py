@@ -12,6 +12,8 @@ class Progress:
 
     fraction: float | None
     message: str
+    # Training methods attach measured points for live curves: {"epoch": 1.5, "train loss": 0.31, ...}.
+    metrics: dict[str, float] | None = None
 
 
 class Cancelled(Exception):

@@ -80,6 +80,17 @@ class MainWindow(QMainWindow):
         self._dock("compress", "Compress", scroll, Qt.RightDockWidgetArea)
         self.tabifyDockWidget(self.docks["details"], self.docks["compress"])
         self.docks["details"].raise_()
+        from .charts import TrainingCurves
+        from .sensitivity_table import SensitivityTable
+
+        self.training = TrainingCurves(self)
+        self._dock("training", "Training", self.training, Qt.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.docks["log"], self.docks["training"])
+        self.sensitivity = SensitivityTable(self)
+        self.sensitivity.layer_selected.connect(self.find_layer)
+        self._dock("sensitivity", "Sensitivity", self.sensitivity, Qt.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.docks["training"], self.docks["sensitivity"])
+        self.docks["layers"].raise_()
         self.compress.apply_requested.connect(self.apply_method)
         self.compress.cancel_requested.connect(self.cancel_method)
         self.methods_task = TaskSlot(self)
@@ -472,9 +483,18 @@ class MainWindow(QMainWindow):
         self.compress.status.setText("")
         t = self.methods_task.start("method", task)
         t.progressed.connect(self.compress.show_progress)
+        t.progressed.connect(self._training_point)
+        self.training.start(f"{method_id} on {artifact.path.name} — measured while it trains")
         t.finished.connect(self._method_done)
         t.failed.connect(self._method_failed)
         t.cancelled.connect(self._method_cancelled)
+
+    def _training_point(self, p: Progress) -> None:
+        if p.metrics:
+            if not self.training.series:  # the first point of a run brings the curves forward
+                self.docks["training"].show()
+                self.docks["training"].raise_()
+            self.training.add(p.metrics)
 
     def _method_done(self, result) -> None:
         artifact, before, state = result
@@ -507,6 +527,9 @@ class MainWindow(QMainWindow):
         self.compress.status.setText(f"Measured on {meta.get('samples')} samples: base accuracy "
                                      f"{100 * meta['base_accuracy']:.2f} %; most sensitive: {worst} (points lost).")
         self.compress.offer_suggestion(meta.get("suggestion") or {})
+        self.sensitivity.set_result(meta)
+        self.docks["sensitivity"].show()
+        self.docks["sensitivity"].raise_()
 
     def _refresh_metric_choices(self) -> None:
         """Add metric sources registered since start (measured ones arrive with runs) to the menus."""
@@ -621,6 +644,7 @@ class MainWindow(QMainWindow):
         colors = theme.graph_colors(name)
         self.graph_view.set_colors(colors)
         self.details.set_theme_colors(colors.node.name(), colors.text.name(), colors.selection.name())
+        self.training.set_theme_colors(colors.node.name(), colors.text.name())
         self.minimap.setBackgroundBrush(colors.background)
         if self.theme_choice in self.theme_actions:
             self.theme_actions[self.theme_choice].setChecked(True)

@@ -249,6 +249,7 @@ class KnowledgeDistillation(Method):
                 student.train()
                 order = rng.permutation(n)
                 loss_sum, seen = 0.0, 0
+                window_loss, window_seen = 0.0, 0  # the loss since the last progress report, for live curves
                 for b in range(steps_per_epoch):
                     ctx.check()
                     idx = np.sort(order[b * batch:(b + 1) * batch])
@@ -271,9 +272,13 @@ class KnowledgeDistillation(Method):
                     loss_sum += loss.item() * len(idx)
                     seen += len(idx)
                     step += 1
+                    window_loss += loss.item() * len(idx)
+                    window_seen += len(idx)
                     if b % _PROGRESS_EVERY == _PROGRESS_EVERY - 1 or b == steps_per_epoch - 1:
                         yield Progress(fraction(), f"epoch {epoch}/{p.epochs} · loss {loss_sum / seen:.3f}"
-                                                   f"{last_val}")
+                                                   f"{last_val}",
+                                       {"epoch": step / steps_per_epoch, "train loss": window_loss / window_seen})
+                        window_loss, window_seen = 0.0, 0
                 record: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / max(1, seen), "val_accuracy": None}
                 val = yield from FineTune._validate(student, data.val, ctx, epoch, p.epochs, fraction())
                 if val is not None:

@@ -89,6 +89,7 @@ class FineTune(Method):
                 model.train()
                 order = rng.permutation(n)
                 loss_sum, seen = 0.0, 0
+                window_loss, window_seen = 0.0, 0  # the loss since the last progress report, for live curves
                 for b in range(steps_per_epoch):
                     ctx.check()
                     idx = order[b * batch:(b + 1) * batch]
@@ -106,9 +107,13 @@ class FineTune(Method):
                     loss_sum += loss.item() * len(idx)
                     seen += len(idx)
                     step += 1
+                    window_loss += loss.item() * len(idx)
+                    window_seen += len(idx)
                     if b % _PROGRESS_EVERY == _PROGRESS_EVERY - 1 or b == steps_per_epoch - 1:
                         yield Progress(0.95 * step / total_steps,
-                                       f"epoch {epoch}/{p.epochs} · loss {loss_sum / seen:.3f}")
+                                       f"epoch {epoch}/{p.epochs} · loss {loss_sum / seen:.3f}",
+                                       {"epoch": step / steps_per_epoch, "train loss": window_loss / window_seen})
+                        window_loss, window_seen = 0.0, 0
                 train_loss = loss_sum / max(1, seen)
                 record = {"epoch": epoch, "train_loss": train_loss}
                 val = yield from self._validate(model, data.val, ctx, epoch, p.epochs, 0.95 * step / total_steps)
@@ -188,5 +193,6 @@ class FineTune(Method):
                 target = torch.from_numpy(y.astype(np.int64))
                 hits += int((logits.argmax(1) == target).sum())
                 loss += float(F.cross_entropy(logits, target, reduction="sum"))
-        yield Progress(fraction, f"epoch {epoch}/{epochs} · val accuracy {100 * hits / len(val):.2f} %")
+        yield Progress(fraction, f"epoch {epoch}/{epochs} · val accuracy {100 * hits / len(val):.2f} %",
+                       {"epoch": float(epoch), "val accuracy": hits / len(val), "val loss": loss / len(val)})
         return hits / len(val), loss / len(val)

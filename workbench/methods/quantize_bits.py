@@ -11,11 +11,16 @@ has half-precision kernels for every op, the computation) are float16. The model
 (a Cast at each), so callers feed it as before. The result is checked against the float32 export before it is
 returned.
 
+``export="matmul_nbits"`` is real too: linear (MatMul/Gemm) weights are stored block-wise at 4 or 8 bits and run by
+ONNX Runtime's ``MatMulNBits`` kernel (Gemm layers are first rewritten as MatMul + Add). It pays off for MatMul-heavy
+models (transformers, MLPs); convolutions stay float32, and the result lists which layers run which kernel.
+
 Nothing here imports torch at module import (the method registry lists methods without loading torch).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import tempfile
@@ -53,9 +58,14 @@ class BitWidthParams(MethodParams):
         "per layer."))
     symmetric: bool = Field(True, description=(
         "Symmetric range around zero (no zero point); off: an asymmetric min-max range with a zero point."))
-    export: Literal["fake_quant", "fp16"] = Field("fake_quant", description=(
+    export: Literal["fake_quant", "fp16", "matmul_nbits"] = Field("fake_quant", description=(
         "fake_quant: a float PyTorch model carrying the low-bit rounding error (simulated); fp16: a real "
-        "half-precision ONNX model (weight_bits and activation_bits do not apply)."))
+        "half-precision ONNX model (weight_bits and activation_bits do not apply); matmul_nbits: a real ONNX model "
+        "whose linear (MatMul/Gemm) weights run in ONNX Runtime's block-wise 4- or 8-bit MatMulNBits kernel "
+        "(weight_bits 4 or 8; convolutions stay float32)."))
+    block_size: int = Field(32, ge=16, le=256, description=(
+        "matmul_nbits: weights per quantization block along the input dimension (a power of two, 16-256); "
+        "smaller blocks are more accurate and a little larger."))
 
 
 # ---- quantize-dequantize ----------------------------------------------------------------------------------------
@@ -244,17 +254,114 @@ def fp16_export(artifact: ModelArtifact, path: Path, tmp: Path, log) -> tuple[Mo
                          "use export=fake_quant, or quantize.int8_static for a real smaller model")
 
 
+# ---- 4/8-bit weight-only MatMul (ONNX Runtime MatMulNBits) ----------------------------------------------------------
+NBITS_NOTE = ("real: linear-layer weights stored block-wise at weight_bits and run by ONNX Runtime's MatMulNBits "
+              "kernel; every other op (convolutions included) stays float32")
+
+
+def gemm_to_matmul(model) -> int:
+    """Rewrite each Gemm with a constant weight as MatMul (+ Add of the bias) so MatMulNBits can take it.
+
+    alpha is folded into the weight and beta into the bias; a Gemm that transposes its data input, shares its weight
+    or takes a weight or bias computed at run time is left alone. Returns how many were rewritten.
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    users: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            users[name] = users.get(name, 0) + 1
+    nodes, rewritten = [], 0
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        weight = inits.get(node.input[1]) if node.op_type == "Gemm" and len(node.input) > 1 else None
+        has_bias = len(node.input) > 2 and bool(node.input[2])
+        bias = inits.get(node.input[2]) if has_bias else None
+        if weight is None or attrs.get("transA", 0) or users.get(weight.name, 0) != 1 or (has_bias and bias is None):
+            nodes.append(node)  # not a plain linear layer with a constant weight and bias
+            continue
+        w = numpy_helper.to_array(weight).astype(np.float32)
+        w = (w.T if attrs.get("transB", 0) else w) * float(attrs.get("alpha", 1.0))
+        weight.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(w), weight.name))
+        name = node.name or node.output[0]
+        if bias is None:
+            nodes.append(helper.make_node("MatMul", [node.input[0], weight.name], list(node.output), name=name))
+        else:
+            beta = float(attrs.get("beta", 1.0))
+            if beta != 1.0:
+                scaled = numpy_helper.to_array(bias).astype(np.float32) * beta
+                bias.CopyFrom(numpy_helper.from_array(scaled, bias.name))
+            product = node.output[0] + "_matmul"
+            nodes.append(helper.make_node("MatMul", [node.input[0], weight.name], [product], name=name))
+            nodes.append(helper.make_node("Add", [product, bias.name], list(node.output), name=name + "_bias"))
+        rewritten += 1
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return rewritten
+
+
+def excluded_nodes(path: Path, overrides: dict[str, dict[str, Any]]) -> list[str]:
+    """ONNX node names under the layers given a per-layer override: they stay float32 (one width per model here).
+
+    Layer names are module paths (``classifier.1``); exported node names carry them as ``/classifier/classifier.1/…``
+    scopes or as the name itself.
+    """
+    import onnx
+
+    keys = [k for k, v in overrides.items() if v]
+    names = [n.name for n in onnx.load(str(path), load_external_data=False).graph.node]
+    return [n for n in names if any(n == k or n.startswith(k + ".") or f"/{k}/" in n + "/" for k in keys)]
+
+
+def nbits_export(fp32_path: Path, path: Path, bits: int, block_size: int, symmetric: bool,
+                 exclude: list[str]) -> dict[str, Any]:
+    """Quantize the linear weights of an ONNX file to ``bits`` with MatMulNBits; returns what runs where."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    model = onnx.load(str(fp32_path))
+    gemm_to_matmul(model)
+    quantizer = MatMulNBitsQuantizer(model, bits=bits, block_size=block_size, is_symmetric=symmetric,
+                                     accuracy_level=4 if bits == 4 else None, nodes_to_exclude=list(exclude))
+    chatty = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
+    level = chatty.level
+    chatty.setLevel(logging.WARNING)  # it logs every node at INFO
+    try:
+        quantizer.process()
+    finally:
+        chatty.setLevel(level)
+    out = quantizer.model.model
+    real = [n.name for n in out.graph.node if n.op_type == "MatMulNBits"]
+    constants = {t.name for t in out.graph.initializer}
+    still_float = [n.name for n in out.graph.node if n.op_type in ("MatMul", "Gemm") and len(n.input) > 1
+                   and n.input[1] in constants]
+    if not real:
+        raise WorkbenchError("quantize.bits: the model has no linear layer with a constant weight that MatMulNBits "
+                             "can take" + (f" (excluded: {', '.join(exclude)})" if exclude else ""),
+                             "use export=fp16, or quantize.int8_static for convolutional models")
+    part = path.with_suffix(".part.onnx")
+    onnx.save(out, str(part))
+    part.replace(path)
+    heavy = sorted({n.op_type for n in out.graph.node if n.op_type in ("Conv", "ConvTranspose")}
+                   | {f"{n.op_type} between activations" for n in out.graph.node
+                      if n.op_type in ("MatMul", "Gemm") and n.input[1] not in constants})
+    return {"nbits_layers": real, "float_linear_layers": still_float, "float_heavy_ops": heavy}
+
+
 # ---- the method ----------------------------------------------------------------------------------------------------
 class BitWidthQuantization(Method):
     id = "quantize.bits"
-    label = "Low-bit quantization (2-8 bit, simulated) / fp16 export"
+    label = "Low-bit quantization (2-8 bit simulated; real fp16 and 4/8-bit MatMul)"
     kind = "quantize"
     description = ("Shows the accuracy cost and packed size of 2- to 8-bit weights, uniform or mixed per layer, by "
                    "fake quantization (the model still runs as float). export=fp16 writes a real half-precision "
-                   "ONNX model.")
+                   "ONNX model; export=matmul_nbits a real ONNX model whose linear layers run 4- or 8-bit weights "
+                   "in ONNX Runtime's MatMulNBits kernel.")
     Params = BitWidthParams
     needs_data = False
-    input_formats = frozenset({"torch"})
+    input_formats = frozenset({"torch", "onnx"})
 
     def estimate(self, graph: LayerGraph, params: MethodParams,
                  overrides: dict[str, dict[str, Any]] | None = None) -> Estimate:
@@ -264,6 +371,19 @@ class BitWidthQuantization(Method):
                             notes=["estimated from the layer graph", "fp16: every weight in 2 bytes (real, runs in "
                                    "ONNX Runtime); MACs unchanged"])
         overrides = overrides or {}
+        if p.export == "matmul_nbits":
+            size = 0
+            for node in graph.nodes:
+                kept = any(_matches(node, [k]) for k in overrides)
+                if node.op_type in ("Gemm", "MatMul") and node.params > 0 and not kept:
+                    blocks = math.ceil(node.params / p.block_size)
+                    size += math.ceil(node.params * p.weight_bits / 8) + 4 * blocks + (0 if p.symmetric else blocks)
+                else:
+                    size += 4 * node.params
+            return Estimate(params=graph.params, macs=graph.macs, size_bytes=max(1, size), notes=[
+                "estimated from the layer graph", f"size: linear weights at {p.weight_bits} bits in blocks of "
+                f"{p.block_size} with a float32 scale each; layers with a per-layer override stay float32",
+                NBITS_NOTE])
         size = 0
         for node in graph.nodes:
             if node.op_type in WEIGHTED_OPS and node.params > 0:
@@ -285,6 +405,12 @@ class BitWidthQuantization(Method):
         self.check_accepts(artifact)
         if p.export == "fp16":
             return (yield from self._run_fp16(artifact, p, ctx))
+        if p.export == "matmul_nbits":
+            return (yield from self._run_nbits(artifact, p, ctx))
+        if artifact.format == "onnx":
+            raise WorkbenchError("quantize.bits: fake quantization edits PyTorch layers, and this model is ONNX",
+                                 "choose export=fp16 or export=matmul_nbits, or open the PyTorch model",
+                                 artifact.path)
         written: list[Path] = []
         done = False
         try:
@@ -336,6 +462,49 @@ class BitWidthQuantization(Method):
         finally:
             if not done:
                 remove_files(written)
+
+    def _run_nbits(self, artifact: ModelArtifact, p: BitWidthParams,
+                   ctx: RunContext) -> Generator[Progress, None, ModelArtifact]:
+        if p.weight_bits not in (4, 8):
+            raise WorkbenchError(f"quantize.bits: MatMulNBits runs 4- or 8-bit weights, not {p.weight_bits}",
+                                 "set weight_bits to 4 or 8, or use export=fake_quant to simulate other widths")
+        if p.block_size & (p.block_size - 1):
+            raise WorkbenchError(f"quantize.bits: block_size {p.block_size} is not a power of two",
+                                 "use 16, 32, 64, 128 or 256")
+        yield Progress(0.0, "exporting to ONNX")
+        final = None
+        done = False
+        tmp = Path(tempfile.mkdtemp(prefix="workbench-nbits-"))
+        try:
+            fp32 = export_onnx(artifact, tmp / "fp32.onnx")
+            ctx.check()
+            exclude = excluded_nodes(fp32.path, ctx.overrides)
+            yield Progress(0.3, f"quantizing linear weights to {p.weight_bits} bits (MatMulNBits)")
+            final = ctx.output_path(f"int{p.weight_bits}_matmul", ".onnx")
+            info = nbits_export(fp32.path, final, p.weight_bits, p.block_size, p.symmetric, exclude)
+            ctx.check()
+            yield Progress(0.8, "checking it in ONNX Runtime against float32")
+            x = (ctx.data.calibration.x[:64] if ctx.data is not None else
+                 np.random.default_rng(0).standard_normal((8, *artifact.input_shapes[0][1:])).astype(np.float32))
+            reference, out = _run_onnx(fp32.path, x), _run_onnx(final, x)
+            diff = float(np.abs(out - reference).max())
+            agree = float((out.argmax(1) == reference.argmax(1)).mean()) if out.ndim == 2 else None
+            result = ModelArtifact(path=final, format="onnx", inputs=fp32.inputs)
+            result.meta = {"method": self.id, "params": p.model_dump(), "overrides": dict(ctx.overrides),
+                           "simulated": False, **info, "max_abs_diff_vs_fp32": diff, "top1_agreement_vs_fp32": agree,
+                           "checked_on": len(x), "fp32_onnx_bytes": fp32.path.stat().st_size, "note": NBITS_NOTE}
+            ctx.log(f"quantize.bits: {len(info['nbits_layers'])} linear layers run as real {p.weight_bits}-bit "
+                    f"MatMulNBits, {len(info['float_linear_layers'])} stay float32; still float: "
+                    f"{', '.join(info['float_heavy_ops']) or 'no heavy ops'}. File {result.size_bytes / 1e3:.1f} kB "
+                    f"vs {result.meta['fp32_onnx_bytes'] / 1e3:.1f} kB float32; max output difference {diff:.3g}"
+                    + (f", top-1 agreement {100 * agree:.1f} % on {len(x)} inputs" if agree is not None else ""))
+            yield Progress(1.0, "done")
+            done = True
+            return result
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not done and final is not None:
+                remove_files([final, final.with_suffix(".part.onnx")])
 
     def _run_fp16(self, artifact: ModelArtifact, p: BitWidthParams,
                   ctx: RunContext) -> Generator[Progress, None, ModelArtifact]:

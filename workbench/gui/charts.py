@@ -1,0 +1,332 @@
+"""Live charts (pyqtgraph): accuracy against size or latency with the Pareto front, and training curves.
+
+Only ever updated from the GUI thread: workers hand their results to slots that call :meth:`VariantChart.set_points`
+or :meth:`TrainingCurves.add`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtWidgets import QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from workbench.core.pareto import pareto_front
+from workbench.core.report import human_bytes
+
+
+@dataclass
+class ChartPoint:
+    """One variant as the charts see it. ``accuracy`` in percent; a ``None`` coordinate leaves the point out."""
+
+    id: str
+    label: str
+    parent: str | None = None
+    accuracy: float | None = None
+    size_bytes: float | None = None
+    latency_ms: float | None = None
+    measured: bool = True  # False when a coordinate is projected (estimated) rather than measured
+    detail: str = ""
+
+
+AXES = {"size": ("Size on disk", "size_bytes", "bytes"), "latency": ("Latency p50", "latency_ms", "ms")}
+
+
+def _x(point: ChartPoint, axis: str) -> float | None:
+    return getattr(point, AXES[axis][1])
+
+
+class _CostAxis(pg.AxisItem):
+    """Bottom axis that writes sizes as kB/MB and undoes the log scale in its labels."""
+
+    def __init__(self, chart: "VariantChart"):
+        super().__init__("bottom")
+        self.chart = chart
+
+    def tickStrings(self, values, scale, spacing):
+        logged = self.chart.log_x.isChecked()
+        out = []
+        for v in values:
+            value = 10 ** v if logged else v
+            if self.chart.axis == "size":
+                out.append(human_bytes(int(round(value))) if value >= 0 else "")
+            else:
+                out.append(f"{value:.3g}")
+        return out
+
+
+class VariantChart(QWidget):
+    """Accuracy (y) against size or latency (x): one point per variant, lineage lines, the Pareto front.
+
+    Filled points are measured, hollow ones estimated. Hover shows the variant; a click emits ``selected(id)``.
+    """
+
+    selected = Signal(str)
+
+    def __init__(self, axis: str = "size", parent=None):
+        super().__init__(parent)
+        self.points: dict[str, ChartPoint] = {}
+        self.current: str | None = None
+        self.axis_combo = QComboBox(self)
+        for key, (label, _, _) in AXES.items():
+            self.axis_combo.addItem(f"Accuracy vs {label.lower()}", key)
+        self.axis_combo.setCurrentIndex(list(AXES).index(axis))
+        self.axis_combo.currentIndexChanged.connect(self._redraw)
+        self.log_x = QCheckBox("log x", self)
+        self.log_x.toggled.connect(self._redraw)
+        self.export_button = QPushButton("Export…", self)
+        self.export_button.setToolTip("Save the chart as PNG or SVG")
+        self.export_button.clicked.connect(self._export_clicked)
+        self.note = QLabel(self)
+        self.note.setWordWrap(True)
+        self.plot = pg.PlotWidget(self, axisItems={"bottom": _CostAxis(self)})
+        self.plot.setMenuEnabled(False)
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.plot.setLabel("left", "top-1 accuracy (%)")
+        for axis_name in ("bottom", "left"):
+            self.plot.getAxis(axis_name).enableAutoSIPrefix(False)
+        self.lineage = pg.PlotCurveItem(connect="pairs")
+        self.front = pg.PlotCurveItem()
+        self.measured = pg.ScatterPlotItem(size=11, hoverable=True, tip=self._tip)
+        self.estimated = pg.ScatterPlotItem(size=11, hoverable=True, tip=self._tip)
+        self.highlight = pg.ScatterPlotItem(size=19)
+        for item in (self.lineage, self.front, self.highlight, self.measured, self.estimated):
+            self.plot.addItem(item)
+        self.measured.sigClicked.connect(self._clicked)
+        self.estimated.sigClicked.connect(self._clicked)
+        self.labels: list[pg.TextItem] = []
+        top = QHBoxLayout()
+        top.addWidget(self.axis_combo, 1)
+        top.addWidget(self.log_x)
+        top.addWidget(self.export_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(top)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.note)
+        self.set_theme_colors("#ffffff", "#1d232c", "#1c7ed6", "#e8590c")
+
+    # ---- appearance --------------------------------------------------------------------------------------
+    def set_theme_colors(self, background: str, foreground: str, accent: str, front: str) -> None:
+        self.colors = {"bg": background, "fg": foreground, "accent": accent, "front": front}
+        self.plot.setBackground(background)
+        for axis_name in ("bottom", "left"):
+            ax = self.plot.getAxis(axis_name)
+            ax.setPen(foreground)
+            ax.setTextPen(foreground)
+        muted = QColor(foreground)
+        muted.setAlpha(90)
+        self.lineage.setPen(pg.mkPen(muted, width=1))
+        self.front.setPen(pg.mkPen(front, width=2, style=Qt.DashLine))
+        self.measured.setPen(pg.mkPen(background, width=1))
+        self.measured.setBrush(pg.mkBrush(accent))
+        self.estimated.setPen(pg.mkPen(accent, width=2))
+        self.estimated.setBrush(pg.mkBrush(background))
+        self.highlight.setPen(pg.mkPen(front, width=2.5))
+        self.highlight.setBrush(pg.mkBrush(None))
+        self._redraw()
+
+    @property
+    def axis(self) -> str:
+        return self.axis_combo.currentData()
+
+    def set_axis(self, axis: str) -> None:
+        self.axis_combo.setCurrentIndex(list(AXES).index(axis))
+
+    # ---- data --------------------------------------------------------------------------------------------
+    def set_points(self, points: list[ChartPoint]) -> None:
+        """Replace every point (cheap enough for thousands: one array upload per item)."""
+        self.points = {p.id: p for p in points}
+        self._redraw()
+
+    def select(self, variant_id: str | None) -> None:
+        self.current = variant_id
+        self._draw_highlight()
+
+    def plotted(self) -> list[ChartPoint]:
+        """The points with both coordinates on the current axis."""
+        return [p for p in self.points.values() if p.accuracy is not None and _x(p, self.axis) is not None]
+
+    def front_ids(self, shown: list[ChartPoint] | None = None) -> list[str]:
+        shown = self.plotted() if shown is None else shown
+        return pareto_front([(p.id, _x(p, self.axis), p.accuracy) for p in shown if p.measured])
+
+    def _coords(self, point: ChartPoint) -> tuple[float, float]:
+        x = float(_x(point, self.axis))
+        if self.log_x.isChecked():
+            x = math.log10(max(x, 1e-9))
+        return x, float(point.accuracy)
+
+    def _redraw(self, *_) -> None:
+        label, _, unit = AXES[self.axis]
+        logged = self.log_x.isChecked()
+        self.plot.setLabel("bottom", f"{label.lower()}{' (log scale)' if logged else ''}"
+                                     + ("" if self.axis == "size" else f" ({unit})"))
+        shown = self.plotted()
+        coords = {p.id: self._coords(p) for p in shown}
+        for group, item in ((True, self.measured), (False, self.estimated)):
+            chosen = [p for p in shown if p.measured is group]
+            xy = np.array([coords[p.id] for p in chosen], dtype=float).reshape(-1, 2)
+            item.setData(x=xy[:, 0], y=xy[:, 1], data=[p.id for p in chosen])
+        pairs = [(coords[p.parent], coords[p.id]) for p in shown if p.parent in coords]
+        seg = np.array([c for pair in pairs for c in pair], dtype=float).reshape(-1, 2)
+        self.lineage.setData(seg[:, 0], seg[:, 1])
+        corners = []  # a staircase: nothing is reachable above-left of it
+        for i in self.front_ids(shown):
+            x, y = coords[i]
+            if corners:
+                corners.append((x, corners[-1][1]))
+            corners.append((x, y))
+        front = np.array(corners, dtype=float).reshape(-1, 2)
+        self.front.setData(front[:, 0], front[:, 1])
+        for item in self.labels:
+            self.plot.removeItem(item)
+        self.labels = []
+        if len(shown) <= 40:  # names beside the points while they stay readable
+            for p in shown:
+                text = pg.TextItem(p.label, color=self.colors["fg"], anchor=(0, 1))
+                text.setPos(*self._coords(p))
+                self.plot.addItem(text)
+                self.labels.append(text)
+        measured = sum(p.measured for p in shown)
+        self.note.setText(f"{len(shown)} variants plotted ({measured} measured ● , {len(shown) - measured} "
+                          f"estimated ○); dashed: Pareto front of the measured ones."
+                          + (f" {len(self.points) - len(shown)} not yet measured on this axis."
+                             if len(self.points) > len(shown) else ""))
+        self._draw_highlight()
+
+    def _draw_highlight(self) -> None:
+        p = self.points.get(self.current or "")
+        if p is not None and p.accuracy is not None and _x(p, self.axis) is not None:
+            x, y = self._coords(p)
+            self.highlight.setData([x], [y])
+        else:
+            self.highlight.setData([], [])
+
+    def _tip(self, x, y, data) -> str:
+        p = self.points.get(data)
+        if p is None:
+            return ""
+        size = human_bytes(p.size_bytes) if p.size_bytes is not None else "—"
+        latency = f"{p.latency_ms:.3f} ms" if p.latency_ms is not None else "not measured"
+        kind = "measured" if p.measured else "estimated"
+        return (f"{p.label} ({kind})\naccuracy {p.accuracy:.2f} %\nsize {size}\nlatency p50 {latency}"
+                + (f"\n{p.detail}" if p.detail else ""))
+
+    def _clicked(self, item, spots, *_) -> None:
+        if spots:
+            variant_id = spots[0].data()
+            self.select(variant_id)
+            self.selected.emit(variant_id)
+
+    # ---- export ------------------------------------------------------------------------------------------
+    def export(self, path: Path) -> Path:
+        """Write the chart as PNG or SVG (by the suffix)."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in (".png", ".svg"):
+            raise ValueError(f"cannot export a chart as '{path.suffix}': use .png or .svg")
+        size = self.plot.size()
+        if suffix == ".png":
+            scale = max(1.0, 1600 / max(1, size.width()))  # print-sharp whatever the window size
+            image = QImage(int(size.width() * scale), int(size.height() * scale), QImage.Format_ARGB32)
+            image.fill(QColor(self.colors["bg"]))
+            painter = QPainter(image)
+            painter.setRenderHint(QPainter.Antialiasing)
+            painter.scale(scale, scale)
+            self.plot.render(painter)
+            painter.end()
+            if not image.save(str(path)):
+                raise OSError(f"could not write {path}")
+        else:
+            # Qt's SVG generator paints the widget as vectors (pyqtgraph's own SVG exporter fails on Qt 6.11 paths)
+            from PySide6.QtSvg import QSvgGenerator
+
+            generator = QSvgGenerator()
+            generator.setFileName(str(path))
+            generator.setSize(size)
+            generator.setViewBox(self.plot.rect())
+            generator.setTitle("Model Workbench chart")
+            painter = QPainter(generator)
+            self.plot.render(painter)
+            painter.end()
+        return path
+
+    def _export_clicked(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(self, "Export chart", f"chart-{self.axis}.png",
+                                              "PNG image (*.png);;SVG drawing (*.svg)")
+        if name:
+            self.export(Path(name))
+
+
+class TrainingCurves(QWidget):
+    """Loss and validation accuracy against epoch, fed live from a training method's progress metrics."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.title = QLabel(self)
+        self.loss_plot = pg.PlotWidget(self)
+        self.acc_plot = pg.PlotWidget(self)
+        self.series: dict[str, tuple[list[float], list[float]]] = {}
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        for plot, label in ((self.loss_plot, "loss"), (self.acc_plot, "val accuracy (%)")):
+            plot.setMenuEnabled(False)
+            plot.showGrid(x=True, y=True, alpha=0.25)
+            plot.setLabel("bottom", "epoch")
+            plot.setLabel("left", label)
+            plot.addLegend(offset=(-10, 10))
+        row = QHBoxLayout()
+        row.addWidget(self.loss_plot)
+        row.addWidget(self.acc_plot)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.title)
+        layout.addLayout(row, 1)
+        self.colors = {"train loss": "#1c7ed6", "val loss": "#e8590c", "val accuracy": "#2f9e44"}
+        self.set_theme_colors("#ffffff", "#1d232c")
+        self.start("No training yet")
+
+    def set_theme_colors(self, background: str, foreground: str) -> None:
+        for plot in (self.loss_plot, self.acc_plot):
+            plot.setBackground(background)
+            for axis_name in ("bottom", "left"):
+                ax = plot.getAxis(axis_name)
+                ax.setPen(foreground)
+                ax.setTextPen(foreground)
+
+    def start(self, title: str) -> None:
+        """Clear the curves for a new run."""
+        self.title.setText(title)
+        for plot in (self.loss_plot, self.acc_plot):
+            plot.clear()
+            legend = plot.getPlotItem().legend
+            if legend is not None:
+                legend.clear()
+        self.series = {}
+        self.curves = {}
+
+    def add(self, metrics: dict[str, float]) -> None:
+        """Append one progress point: ``epoch`` plus any of train loss / val loss / val accuracy."""
+        epoch = metrics.get("epoch")
+        if epoch is None:
+            return
+        for name, value in metrics.items():
+            if name == "epoch" or value is None or not math.isfinite(value):
+                continue
+            xs, ys = self.series.setdefault(name, ([], []))
+            xs.append(float(epoch))
+            ys.append(100.0 * value if "accuracy" in name else float(value))
+            curve = self.curves.get(name)
+            if curve is None:
+                plot = self.acc_plot if "accuracy" in name else self.loss_plot
+                color = self.colors.get(name, "#868e96")
+                curve = plot.plot([], [], name=name, pen=pg.mkPen(color, width=2),
+                                  symbol="o" if name.startswith("val") else None, symbolSize=6,
+                                  symbolBrush=color)
+                self.curves[name] = curve
+            curve.setData(xs, ys)
