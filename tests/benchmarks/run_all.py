@@ -72,6 +72,7 @@ def main() -> None:
     import bench_experiments
     import bench_gui
     import bench_layout
+    import bench_onnx_prune
     import bench_pruning
     import bench_quantize
 
@@ -87,6 +88,8 @@ def main() -> None:
     bench_quantize.main()
     print("\n== channel pruning vs fp32 (ONNX Runtime, 1 thread, batch 1, interleaved)")
     bench_pruning.main()
+    print("\n== channel pruning of an ONNX file (converted to PyTorch layers and back)")
+    bench_onnx_prune.main()
     print("\n== Experiments: evaluation throughput (ONNX Runtime) and variant chart updates")
     bench_experiments.main()
     print("\n== device agent vs direct ONNX Runtime (same model, this machine, 1 thread)")

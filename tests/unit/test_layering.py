@@ -9,8 +9,13 @@ import pytest
 HEADLESS = ["workbench.core", "workbench.core.readers", "workbench.core.readers.onnx_reader",
             "workbench.core.readers.torch_readers", "workbench.core.readers.torch_trace", "workbench.core.report",
             "workbench.core.architectures", "workbench.core.demo", "workbench.core.loader", "workbench.core.loading",
+<<<<<<< HEAD
             "workbench.core.weights", "workbench.methods", "workbench.devices",
             "workbench.devices.local", "workbench.devices.agent", "workbench.devices.int8_verdict", "workbench.cli"]
+=======
+            "workbench.core.weights", "workbench.core.onnx_torch", "workbench.methods", "workbench.devices",
+            "workbench.cli"]
+>>>>>>> issue-onnxconv
 
 
 def _modules_after_import(module: str) -> set[str]:
@@ -32,7 +37,8 @@ def test_headless_packages_import_no_qt(module):
 
 
 def test_cli_and_core_load_torch_lazily():
-    loaded = _modules_after_import("workbench.cli") | _modules_after_import("workbench.core.readers")
+    loaded = (_modules_after_import("workbench.cli") | _modules_after_import("workbench.core.readers")
+              | _modules_after_import("workbench.core.onnx_torch"))
     assert "torch" not in loaded
 
 

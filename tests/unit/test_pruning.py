@@ -165,9 +165,6 @@ def test_invalid_parameters_and_inputs_are_clear_errors(demo, tmp_path):
         with pytest.raises(WorkbenchError, match="needs PyTorch layers") as err:
             run_to_end(m.run(scripted, m.parse_params({}), RunContext(work_dir=work, data=data)))
         assert "state_dict with --arch" in str(err.value)
-    onnx_file = export_onnx(artifact, tmp_path / "demo.onnx")
-    with pytest.raises(WorkbenchError, match="prune.channels needs PyTorch layers"):
-        run_to_end(method.run(onnx_file, method.parse_params({}), RunContext(work_dir=work)))
     with pytest.raises(WorkbenchError, match="labelled"):
         run_to_end(method.run(artifact, method.parse_params({"importance": "taylor"}), RunContext(work_dir=work)))
     for bad in ({"features.3": {"ratio": 0.95}}, {"features.3": {"importance": "l1"}}):

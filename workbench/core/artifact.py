@@ -174,19 +174,45 @@ def export_onnx(artifact: ModelArtifact, path: Path, opset: int = 17) -> ModelAr
         return artifact
     module = artifact.load_torch()
     examples = [torch.randn(*shape) for shape in artifact.input_shapes]
-    with _EXPORT_LOCK:  # torch's ONNX exporter keeps global state: two threads exporting at once corrupt it
-        return _export(module, examples, artifact, path, opset)
+    write_onnx(module, examples, path, [s.name for s in artifact.inputs], ["output"], opset)
+    return ModelArtifact(path=path, format="onnx", inputs=artifact.inputs, meta={**artifact.meta, "exported": True})
 
 
-def _export(module, examples: list, artifact: ModelArtifact, path: Path, opset: int) -> ModelArtifact:
+def write_onnx(module, examples: list, path: Path, input_names: list[str], output_names: list[str],
+               opset: int = 17) -> None:
+    """``torch.onnx.export`` (TorchScript exporter) with the batch axis dynamic, written atomically."""
     import torch
 
-    names = [s.name for s in artifact.inputs]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part.onnx")
+    names = list(input_names) + list(output_names)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, tuple(examples), str(tmp), dynamo=False, opset_version=opset, input_names=names,
-                          output_names=["output"], dynamic_axes={n: {0: "batch"} for n in names + ["output"]})
+        with _EXPORT_LOCK:  # torch's ONNX exporter keeps global state: two threads exporting at once corrupt it
+            torch.onnx.export(module.eval(), tuple(examples), str(tmp), dynamo=False, opset_version=opset,
+                              input_names=list(input_names), output_names=list(output_names),
+                              dynamic_axes={n: {0: "batch"} for n in names})
     tmp.replace(path)
-    return ModelArtifact(path=path, format="onnx", inputs=artifact.inputs, meta={**artifact.meta, "exported": True})
+
+
+def onnx_output_files(path: Path) -> list[Path]:
+    """Every file :func:`save_onnx_module` writes for ``path``, finished or partial."""
+    module_path = path.with_suffix(".module.pt")
+    return [path, path.with_suffix(".part.onnx"), module_path, module_path.with_suffix(".part")]
+
+
+def save_onnx_module(module, example_inputs: list, path: Path, inputs: list[TensorSpec], output_names: list[str],
+                     meta: dict) -> ModelArtifact:
+    """An edited model that came from ONNX goes back to ONNX (same input and output names), with the editable
+    module beside it so a later step (fine-tuning after pruning) starts from the same layers."""
+    import torch
+
+    _, _, module_path, module_tmp = onnx_output_files(path)
+    write_onnx(module, example_inputs, path, [s.name for s in inputs], output_names)
+    if getattr(module, "onnx_layers", None) is not None:
+        from .onnx_torch import relabel_layers
+
+        relabel_layers(module, path)  # the new file names its nodes after the submodules
+    torch.save(module, str(module_tmp))
+    module_tmp.replace(module_path)
+    return ModelArtifact(path=path, format="onnx", inputs=inputs, meta={**meta, "module_file": module_path.name})

@@ -28,14 +28,14 @@ from typing import Any, Generator, Literal
 from pydantic import Field
 
 from ..core import architectures
-from ..core.artifact import ModelArtifact, torch_output_files
+from ..core.artifact import ModelArtifact
 from ..core.data import check_training_data
 from ..core.errors import WorkbenchError
 from ..core.graph import LayerGraph
 from ..core.methods import Estimate, Method, MethodParams, RunContext
 from ..core.progress import Progress
 from .finetune import FineTune
-from .pruning import editable_module, example_inputs, remove_files, save_result
+from .pruning import editable_module, example_inputs, remove_files, result_files, save_result
 
 _PROGRESS_EVERY = 5  # batches between progress messages (live loss)
 _TEACHER_BATCH = 256
@@ -123,7 +123,7 @@ class KnowledgeDistillation(Method):
                    "from the original.")
     Params = DistillParams
     needs_data = True
-    input_formats = frozenset({"torch"})
+    input_formats = frozenset({"torch", "onnx"})  # ONNX is converted to PyTorch layers
 
     # ---- estimate --------------------------------------------------------------------------------------------
     def estimate(self, graph: LayerGraph, params: MethodParams) -> Estimate:
@@ -299,7 +299,7 @@ class KnowledgeDistillation(Method):
                     "student": student_info, "history": history, "resumed_after_epoch": start - 1,
                     "epochs": p.epochs, "train_samples": n, "data": data.name,
                     "val_accuracy": [h["val_accuracy"] for h in history]}
-            written = torch_output_files(ctx.output_path("student", ".pt2"))
+            written = result_files(artifact, ctx, "student")
             result = save_result(student, examples, artifact, ctx, "student", meta)
             remove_files([checkpoint, checkpoint.with_suffix(".part")])
             final = history[-1]["val_accuracy"] if history else None

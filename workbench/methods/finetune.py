@@ -15,13 +15,13 @@ from typing import Generator, Literal
 
 from pydantic import Field
 
-from ..core.artifact import ModelArtifact, torch_output_files
+from ..core.artifact import ModelArtifact
 from ..core.data import check_training_data
 from ..core.errors import WorkbenchError
 from ..core.graph import LayerGraph
 from ..core.methods import Estimate, Method, MethodParams, RunContext
 from ..core.progress import Progress
-from .pruning import editable_module, example_inputs, remove_files, save_result
+from .pruning import editable_module, example_inputs, remove_files, result_files, save_result
 
 _PROGRESS_EVERY = 5  # batches between progress messages (live loss)
 
@@ -47,7 +47,7 @@ class FineTune(Method):
                    "accuracy after each; use it after pruning to win back accuracy.")
     Params = FineTuneParams
     needs_data = True
-    input_formats = frozenset({"torch"})
+    input_formats = frozenset({"torch", "onnx"})  # ONNX is converted to PyTorch layers
 
     def estimate(self, graph: LayerGraph, params: MethodParams) -> Estimate:
         return Estimate(params=graph.params, macs=graph.macs, size_bytes=4 * graph.params, notes=[
@@ -134,7 +134,7 @@ class FineTune(Method):
                     "val_accuracy": [h.get("val_accuracy") for h in history],
                     "val_loss": [h.get("val_loss") for h in history], "history": history,
                     "val_samples": len(data.val) if data.val.y is not None else 0}
-            written = torch_output_files(ctx.output_path("finetuned", ".pt2"))
+            written = result_files(artifact, ctx, "finetuned")
             result = save_result(model, examples, artifact, ctx, "finetuned", meta)
             yield Progress(1.0, f"done · loss {train_loss:.3f}")
             done = True

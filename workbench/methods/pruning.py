@@ -25,7 +25,7 @@ from typing import Any, Generator, Iterable, Literal
 
 from pydantic import Field
 
-from ..core.artifact import ModelArtifact, save_torch, torch_output_files
+from ..core.artifact import ModelArtifact, onnx_output_files, save_onnx_module, save_torch, torch_output_files
 from ..core.errors import WorkbenchError
 from ..core.graph import LayerGraph, Node
 from ..core.methods import Estimate, Method, MethodParams, RunContext, per_layer
@@ -37,7 +37,18 @@ WEIGHTED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 
 # ---- helpers shared with finetune ----------------------------------------------------------------------------
 def editable_module(method_id: str, artifact: ModelArtifact):
-    """The artifact as real ``nn.Module`` layers, or a WorkbenchError saying how to open it so that it has them."""
+    """The artifact as real ``nn.Module`` layers, or a WorkbenchError saying how to open it so that it has them.
+
+    An ONNX model is converted (:mod:`workbench.core.onnx_torch`), unless an earlier step left its editable module
+    beside it; the converted module's ``onnx_layers`` maps ONNX layer names to its submodules.
+    """
+    if artifact.format == "onnx":
+        module_file = artifact.meta.get("module_file")
+        if module_file and (artifact.path.parent / module_file).is_file():
+            return artifact.load_torch(editable=True)
+        from ..core.onnx_torch import convert_artifact
+
+        return convert_artifact(artifact)
     if not artifact.is_torch:
         raise WorkbenchError(f"{method_id} needs PyTorch layers, not a {artifact.format} model",
                              NEEDS_LAYERS, artifact.path)
@@ -70,11 +81,46 @@ def remove_files(paths: Iterable[Path]) -> None:
             pass
 
 
+def result_files(artifact: ModelArtifact, ctx: RunContext, stem: str) -> list[Path]:
+    """Every file :func:`save_result` may write for ``stem`` (removed by the caller after a failure or Cancel)."""
+    if artifact.format == "onnx":
+        return onnx_output_files(ctx.output_path(stem, ".onnx"))
+    return torch_output_files(ctx.output_path(stem, ".pt2"))
+
+
 def save_result(module, examples: list, artifact: ModelArtifact, ctx: RunContext, stem: str,
                 meta: dict) -> ModelArtifact:
-    """``save_torch`` into the work folder under ``stem`` (the caller removes ``torch_output_files`` if it fails
-    later)."""
+    """The edited module saved into the work folder under ``stem``, in the input's family: ONNX in, ONNX out (same
+    input and output names); PyTorch in, a ``torch.export`` program out (see :func:`result_files`)."""
+    if artifact.format == "onnx":
+        from ..core.onnx_torch import onnx_output_names
+
+        outputs = getattr(module, "onnx_outputs", None) or onnx_output_names(artifact)
+        return save_onnx_module(module, examples, ctx.output_path(stem, ".onnx"), artifact.inputs, outputs, meta)
     return save_torch(module, examples, ctx.output_path(stem, ".pt2"), artifact.inputs, meta)
+
+
+def resolve_layers(model, names: Iterable[str], what: str, graph: LayerGraph | None = None) -> dict[str, list]:
+    """Modules for each layer name or scope. A model converted from ONNX is addressed by the names the layer graph
+    shows (ONNX node names and scopes), through its ``onnx_layers`` map; ``graph`` is the ONNX model's graph."""
+    names = list(names)
+    layers = getattr(model, "onnx_layers", None)
+    if not names or layers is None or graph is None:
+        return {name: [m] for name, m in _resolve_modules(model, names, what).items()}
+    modules = dict(model.named_modules())
+    found: dict[str, list] = {}
+    for name in names:
+        key = name.strip()
+        targets = [key] if key in modules and key else []
+        targets += [layers.get(n.name) or n.scope for n in graph.nodes if _matches(n, [key])]
+        hits = list({id(modules[t]): modules[t] for t in targets if t in modules}.values())
+        hits = [m for m in hits if any(True for _ in m.parameters())]
+        if not hits:
+            examples = ", ".join(n.name for n in graph.nodes if n.name in layers and n.params)[:120]
+            raise WorkbenchError(f"{what}: no layer or scope named '{name}' in the model",
+                                 f"use layer names or scopes from the graph, such as {examples}")
+        found[name] = hits
+    return found
 
 
 def _resolve_modules(model, names: Iterable[str], what: str) -> dict[str, Any]:
@@ -96,7 +142,7 @@ def _resolve_modules(model, names: Iterable[str], what: str) -> dict[str, Any]:
 def _matches(node: Node, names: Iterable[str]) -> bool:
     for name in names:
         scope = name.split("/")[0]
-        if node.name == name or node.scope == scope or node.scope.startswith(scope + "."):
+        if node.name == name or (scope and (node.scope == scope or node.scope.startswith(scope + "."))):
             return True
     return False
 
@@ -159,7 +205,7 @@ class ChannelPruning(Method):
                    "dense model that runs faster everywhere. Fine-tune afterwards to recover accuracy.")
     Params = ChannelPruningParams
     needs_data = False  # only the taylor importance needs data; run() says so if it is missing
-    input_formats = frozenset({"torch"})
+    input_formats = frozenset({"torch", "onnx"})  # ONNX is converted to PyTorch layers, pruned, exported back
 
     # ---- estimate --------------------------------------------------------------------------------------------
     def estimate(self, graph: LayerGraph, params: MethodParams,
@@ -228,8 +274,6 @@ class ChannelPruning(Method):
     def run(self, artifact: ModelArtifact, params: MethodParams,
             ctx: RunContext) -> Generator[Progress, None, ModelArtifact]:
         p: ChannelPruningParams = params  # type: ignore[assignment]
-        if artifact.format == "onnx":
-            raise WorkbenchError("prune.channels needs PyTorch layers", NEEDS_LAYERS, artifact.path)
         self.check_accepts(artifact)
         ratios = self._override_ratios(ctx.overrides)
         batches = self._taylor_batches(artifact, ctx) if p.importance == "taylor" else None
@@ -251,15 +295,16 @@ class ChannelPruning(Method):
             yield Progress(0.1, "building the dependency graph")
             if p.importance == "bn_scale" and not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
                                                       for m in model.modules()):
+                folded = " (ONNX exporters fold BatchNorm into the convolutions)" if artifact.format == "onnx" else ""
                 raise WorkbenchError("prune.channels: the bn_scale importance ranks channels by their BatchNorm "
-                                     "scale, and this model has no BatchNorm layers", "use l1, l2 or taylor")
-            excluded = _resolve_modules(model, p.exclude, "exclude")
-            modules = _resolve_modules(model, ratios, "override")
-            ratio_dict = {modules[name]: ratio for name, ratio in ratios.items()}
+                                     f"scale, and this model has no BatchNorm layers{folded}", "use l1, l2 or taylor")
+            excluded = [m for ms in resolve_layers(model, p.exclude, "exclude", before).values() for m in ms]
+            modules = resolve_layers(model, ratios, "override", before)
+            ratio_dict = {m: ratio for name, ratio in ratios.items() for m in modules[name]}
             channels_before = _out_channels(model)
             with _torch_pruning_errors(), torch.enable_grad():  # the dependency graph is traced through autograd
                 finals = _final_modules(tp, model, example)
-                ignored = list(finals.values()) + [m for m in excluded.values() if m not in finals.values()]
+                ignored = list(finals.values()) + [m for m in excluded if m not in finals.values()]
                 pruner = _pruner_class()(
                     model, example, importance=_importance(tp, p.importance), global_pruning=p.global_pruning,
                     pruning_ratio=p.ratio, pruning_ratio_dict=ratio_dict or None, iterative_steps=p.iterative_steps,
@@ -283,13 +328,14 @@ class ChannelPruning(Method):
                 except Exception as exc:  # noqa: BLE001 - a pruning Torch-Pruning could not make consistent
                     raise WorkbenchError(f"prune.channels: the pruned model no longer runs ({exc})",
                                          "exclude the layers around the failure or lower the ratio") from None
-            changed = {name: [channels_before[name], c] for name, c in _out_channels(model).items()
+            shown = _shown_names(model)
+            changed = {shown.get(name, name): [channels_before[name], c] for name, c in _out_channels(model).items()
                        if name in channels_before and channels_before[name] != c}
             yield Progress(0.75, "saving the pruned model")
             meta = {"method": self.id, "params": p.model_dump(), "overrides": dict(ctx.overrides),
                     "params_before": before.params, "macs_before": before.macs,
-                    "kept_whole": sorted(finals), "channels": changed}
-            written = torch_output_files(ctx.output_path("pruned", ".pt2"))
+                    "kept_whole": sorted(shown.get(n, n) for n in finals), "channels": changed}
+            written = result_files(artifact, ctx, "pruned")
             result = save_result(model, examples, artifact, ctx, "pruned", meta)
             ctx.check()
             yield Progress(0.9, "counting the pruned model")
@@ -404,6 +450,11 @@ def _final_modules(tp, model, example) -> dict[str, Any]:
     return found
 
 
+def _shown_names(model) -> dict[str, str]:
+    """Submodule name → the layer name the user sees (the ONNX node name for a model converted from ONNX)."""
+    return {module: onnx for onnx, module in (getattr(model, "onnx_layers", None) or {}).items()}
+
+
 def _out_channels(model) -> dict[str, int]:
     import torch.nn as nn
 
@@ -457,7 +508,7 @@ class MagnitudePruning(Method):
     description = ("Zeroes the smallest weights of convolutions and linear layers. The file compresses better; "
                    "dense kernels still multiply the zeros, so it does not run faster.")
     Params = MagnitudePruningParams
-    input_formats = frozenset({"torch"})
+    input_formats = frozenset({"torch", "onnx"})
 
     def estimate(self, graph: LayerGraph, params: MethodParams,
                  overrides: dict[str, dict[str, Any]] | None = None) -> Estimate:
@@ -490,7 +541,8 @@ class MagnitudePruning(Method):
             model = editable_module(self.id, artifact).eval()
             examples = example_inputs(artifact)
             layers = _weighted_layers(model)
-            per_layer_sparsity = self._overrides(model, layers, ctx.overrides)
+            graph = artifact.graph() if ctx.overrides and artifact.format == "onnx" else None
+            per_layer_sparsity = self._overrides(model, layers, ctx.overrides, graph)
             ctx.check()
             yield Progress(0.2, "zeroing the smallest weights")
             with torch.no_grad():
@@ -517,7 +569,7 @@ class MagnitudePruning(Method):
                     "size_dense_bytes": dense, "size_compressed_bytes": compressed,
                     "size_compressed_method": "gzip (level 6) of the raw tensors of the state_dict, measured"}
             yield Progress(0.7, "saving")
-            written = torch_output_files(ctx.output_path("sparse", ".pt2"))
+            written = result_files(artifact, ctx, "sparse")
             result = save_result(model, examples, artifact, ctx, "sparse", meta)
             ctx.log(f"prune.magnitude: {zeros / max(1, total):.1%} of {total:,} conv/linear weights are zero; "
                     f"weights gzip to {compressed / 1e6:.2f} MB (dense {dense / 1e6:.2f} MB). Shapes are "
@@ -530,7 +582,8 @@ class MagnitudePruning(Method):
             if not done:
                 remove_files(written)
 
-    def _overrides(self, model, layers: dict, overrides: dict[str, dict[str, Any]]) -> dict[str, float]:
+    def _overrides(self, model, layers: dict, overrides: dict[str, dict[str, Any]],
+                   graph: LayerGraph | None = None) -> dict[str, float]:
         """Layer name → sparsity for the layers the user set explicitly (a scope sets all layers beneath it)."""
         allowed = set(self.Params.per_layer_fields())
         out: dict[str, float] = {}
@@ -542,9 +595,9 @@ class MagnitudePruning(Method):
             if "sparsity" not in fields:
                 continue
             s = self.parse_params({"sparsity": fields["sparsity"]}).sparsity
-            scope = _resolve_modules(model, [name], "override")[name]
+            scopes = resolve_layers(model, [name], "override", graph)[name]
             for layer_name, layer in layers.items():
-                if layer is scope or any(layer is m for m in scope.modules()):
+                if any(layer is m for scope in scopes for m in scope.modules()):
                     out[layer_name] = s
         return out
 
