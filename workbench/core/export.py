@@ -368,3 +368,65 @@ def demo_info(samples: ArrayData | None = None) -> PackageInfo:
                      "like MNIST's. Not for production use.",
         limitations=["Trained on 4,000 MNIST digits only; expect errors on digits that are not centred, thin or "
                      "dark-on-light."])
+
+
+def _floats(text: str | None, what: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise WorkbenchError(f"--{what} '{text}' is not a list of numbers", f"write --{what} 0.485,0.456,0.406"
+                             ) from None
+
+
+def _labels(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    path = Path(text)
+    if path.is_file():
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def export_request_from_options(artifact: ModelArtifact, out: Path, demo: bool = False, data: str | None = None,
+                                int8: bool = False, int8_model: str | None = None, name: str | None = None,
+                                labels: str | None = None, mean: str | None = None, std: str | None = None,
+                                latency: bool = False, atol: float | None = None, force: bool = False,
+                                log: Callable[[str], None] = lambda message: None) -> ExportRequest:
+    """An ExportRequest from command-line style options (what `workbench export` takes)."""
+    from .data import load_data
+
+    bundle = load_data(data) if data else None
+    if bundle is not None:
+        from .data import check_fits
+
+        check_fits(bundle, artifact.input_shapes[0], data)
+    if demo:
+        info = demo_info()
+    else:
+        shape = artifact.input_shapes[0]
+        means, stds = _floats(mean, "mean"), _floats(std, "std")
+        if (means is None) != (stds is None):
+            raise WorkbenchError("--mean and --std go together", "pass both, or neither")
+        image = len(shape) == 4 and shape[1] in (1, 3)
+        pre = Preprocessing(layout="NCHW" if len(shape) == 4 else "as the model takes",
+                            color=({1: "grayscale", 3: "rgb"}[shape[1]]) if image else None,
+                            size=(shape[2], shape[3]) if image else None, mean=means, std=stds,
+                            scale=1 / 255 if means is not None else None,
+                            input_range=(0.0, 255.0) if means is not None else None)
+        info = PackageInfo(name=Path(artifact.path).stem, preprocessing=pre)
+    if name:
+        info.name = name
+    if labels is not None:
+        info.labels = _labels(labels)
+    given = None
+    if int8_model:
+        path = Path(int8_model)
+        if path.suffix.lower() != ".onnx" or not path.is_file():
+            raise WorkbenchError("--int8-model needs an existing .onnx file", "quantize with `workbench apply` first",
+                                 path)
+        given = ModelArtifact(path=path, format="onnx", inputs=artifact.inputs)
+    tolerance = Tolerance(atol=atol) if atol is not None else Tolerance()
+    return ExportRequest(source=artifact, out=out, info=info, int8=given, make_int8=int8 and given is None,
+                         data=bundle, measure_latency=latency, tolerance=tolerance, force=force, log=log)
