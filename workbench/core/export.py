@@ -249,6 +249,7 @@ def _build(request: ExportRequest, out: Path, root: Path, token: CancelToken
     source = request.source
     yield Progress(0.0, "exporting the fp32 ONNX model" if source.is_torch else "reading the ONNX model")
     fp32 = export_onnx(source, work / "fp32.onnx")
+    export_writer.class_count(request.info, fp32)  # a wrong label count fails now, not after quantizing
     token.check()
     int8 = request.int8
     if int8 is None and request.make_int8:
@@ -402,13 +403,15 @@ def export_request_from_options(artifact: ModelArtifact, out: Path, demo: bool =
         from .data import check_fits
 
         check_fits(bundle, artifact.input_shapes[0], data)
+    means, stds = _floats(mean, "mean"), _floats(std, "std")
+    if (means is None) != (stds is None):
+        raise WorkbenchError("--mean and --std go together", "pass both, or neither")
     if demo:
         info = demo_info()
+        if means is not None:
+            info.preprocessing.mean, info.preprocessing.std = means, stds
     else:
         shape = artifact.input_shapes[0]
-        means, stds = _floats(mean, "mean"), _floats(std, "std")
-        if (means is None) != (stds is None):
-            raise WorkbenchError("--mean and --std go together", "pass both, or neither")
         image = len(shape) == 4 and shape[1] in (1, 3)
         pre = Preprocessing(layout="NCHW" if len(shape) == 4 else "as the model takes",
                             color=({1: "grayscale", 3: "rgb"}[shape[1]]) if image else None,

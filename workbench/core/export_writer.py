@@ -43,6 +43,18 @@ def _specs(values) -> list[dict]:
              "dtype": _ORT_TYPES.get(v.type, v.type)} for v in values]
 
 
+def class_count(info, fp32: ModelArtifact) -> int | None:
+    """The number of classes (the first output's last dimension); raises when the given labels do not fit."""
+    from .export_checks import ort_session
+
+    shape = ort_session(fp32.path).get_outputs()[0].shape
+    classes = shape[-1] if shape and isinstance(shape[-1], int) else None
+    if info.labels and classes is not None and len(info.labels) != classes:
+        raise WorkbenchError(f"{len(info.labels)} labels were given but the model has {classes} outputs",
+                             "give one label per output class")
+    return classes
+
+
 def facts(request: "ExportRequest", fp32: ModelArtifact, int8: ModelArtifact | None, metrics: list[dict],
           validation: dict, latency: dict | None) -> dict[str, Any]:
     """The package's description, shared by deploy.json, the ONNX metadata and the README."""
@@ -54,12 +66,9 @@ def facts(request: "ExportRequest", fp32: ModelArtifact, int8: ModelArtifact | N
     info = request.info
     session = ort_session(fp32.path)
     inputs, outputs = _specs(session.get_inputs()), _specs(session.get_outputs())
-    classes = outputs[0]["shape"][-1] if outputs[0]["shape"] else None
+    classes = class_count(info, fp32)
     labels = list(info.labels) if info.labels else None
-    if labels is not None and isinstance(classes, int) and len(labels) != classes:
-        raise WorkbenchError(f"{len(labels)} labels were given but the model has {classes} outputs",
-                             "give one label per output class")
-    if labels is None and isinstance(classes, int):
+    if labels is None and classes is not None:
         labels = [str(i) for i in range(classes)]
     opset = next((o.version for o in onnx.load(str(fp32.path), load_external_data=False).opset_import
                   if o.domain in ("", "ai.onnx")), None)
