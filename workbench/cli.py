@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="write a deployment package (folder or .zip) that runs with ONNX Runtime")
     _model_args(ex)
     ex.add_argument("--out", required=True, metavar="DIR|FILE.zip", help="package folder, or a .zip file")
-    ex.add_argument("--int8", action="store_true", help="add an int8 model (quantize.int8_static, calibrated on --data)")
+    ex.add_argument("--int8", action="store_true",
+                    help="add an int8 model (quantize.int8_static, calibrated on --data)")
     ex.add_argument("--int8-model", metavar="FILE.onnx", help="package this int8 ONNX model instead of quantizing")
     ex.add_argument("--data", metavar="demo|FILE.npz",
                     help="data for the bundled sample, the checks, calibration and accuracy (--demo: demo)")

@@ -119,3 +119,20 @@ def test_acceptance_package_runs_alone_in_a_fresh_virtual_env(tmp_path):
         assert line.endswith(f", true {truth}"), line
     print(f"\nacceptance: export {exported - started:.1f} s, venv + pip install {installed - exported:.1f} s, "
           f"infer.py {ran - installed:.1f} s")
+
+    # Beyond the acceptance criterion: with Pillow added, infer.py preprocesses an image file as deploy.json says.
+    # The digit is sample 3 turned back into 8-bit pixels, so it must get the same prediction as the sample.
+    pip = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "pillow"], capture_output=True, text=True,
+                         timeout=900, env=_clean_env(venv))
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    from workbench.core.architectures import DEMO_MEAN, DEMO_STD
+
+    pixels = np.clip(np.round((sample["x"][3, 0] * DEMO_STD + DEMO_MEAN) * 255), 0, 255).astype(np.uint8)
+    np.save(tmp_path / "digit.npy", pixels)
+    subprocess.run([str(python), "-c", "import sys, numpy; from PIL import Image; "
+                    "Image.fromarray(numpy.load(sys.argv[1])).save(sys.argv[2])", str(tmp_path / "digit.npy"),
+                    str(tmp_path / "digit.png")], check=True, timeout=120, env=_clean_env(venv))
+    image = subprocess.run([str(python), "infer.py", str(tmp_path / "digit.png")], cwd=alone, capture_output=True,
+                           text=True, timeout=300, env=_clean_env(venv))
+    assert image.returncode == 0, image.stdout + image.stderr
+    assert f"digit.png 0: predicted {expected[3]} (p=" in image.stdout, image.stdout

@@ -66,7 +66,8 @@ def test_deploy_json_describes_the_model(package, demo_setup):
     assert deploy["outputs"][0]["shape"] == ["batch", 10] and deploy["outputs"][0]["dtype"] == "float32"
     assert deploy["labels"] == [str(d) for d in range(10)]
     pre = deploy["preprocessing"]
-    assert pre["mean"] == [0.1307] and pre["std"] == [0.3081] and pre["color"] == "grayscale" and pre["size"] == [28, 28]
+    assert pre["mean"] == [0.1307] and pre["std"] == [0.3081]
+    assert pre["color"] == "grayscale" and pre["size"] == [28, 28] and pre["layout"] == "NCHW"
     assert deploy["default_model"] == INT8_FILE
     assert [m["precision"] for m in deploy["models"]] == ["fp32", "int8"]
     assert deploy["models"][1]["quantization"]["method"] == "quantize.int8_static"
@@ -127,6 +128,15 @@ def test_infer_script_classifies_the_sample_and_arrays(package, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "(fp32)" in proc.stdout and proc.stdout.count("three.npy ") == 3
+
+
+def test_infer_script_without_pillow_says_how_to_read_images(package, tmp_path):
+    (tmp_path / "digit.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    code = ("import sys; sys.modules['PIL'] = None; sys.argv = ['infer.py', sys.argv[1]]; "
+            "import runpy; runpy.run_path('infer.py', run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "digit.png")], cwd=package,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "needs Pillow (pip install pillow)" in proc.stderr
 
 
 def test_infer_script_refuses_a_changed_model(package, tmp_path):
