@@ -259,3 +259,24 @@ def test_wrong_label_count_is_a_clear_error(demo_setup, tmp_path):
     with pytest.raises(WorkbenchError, match="2 labels were given but the model has 10 outputs"):
         export_to_end(request)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_any_model_exports_without_data_using_made_up_inputs(small_cnn, tmp_path, fmt, one_thread):
+    from workbench.core.artifact import ModelArtifact
+    from workbench.core.export import PackageInfo
+    from workbench.core.shapes import TensorSpec
+
+    path = small_cnn.torchscript if fmt == "torchscript" else small_cnn.onnx
+    artifact = ModelArtifact(path=path, format=fmt, inputs=[TensorSpec("input", list(small_cnn.shape), "float32")])
+    result = export_to_end(ExportRequest(source=artifact, out=tmp_path / "pkg", info=PackageInfo(name="small")))
+    deploy = result.deploy
+    check = deploy["validation"]["checks"][0]
+    assert check["reference"].startswith("torch" if fmt == "torchscript" else "onnxruntime")
+    assert check["passed"] and check["inputs"] == 4
+    assert deploy["sample"]["source"] == "random (no data given)" and not deploy["sample"]["labels_known"]
+    assert not deploy["labels_given"] and deploy["labels"] == [str(i) for i in range(len(deploy["labels"]))]
+    assert deploy["preprocessing"]["mean"] is None and deploy["metrics"] == []
+    proc = subprocess.run([sys.executable, "infer.py"], cwd=tmp_path / "pkg", capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.count("predicted") == 4 and "true" not in proc.stdout

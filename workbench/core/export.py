@@ -45,15 +45,15 @@ TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 class Preprocessing:
     """How raw input becomes the model's input tensor: ``x = (pixel * scale - mean) / std`` in ``layout``.
 
-    ``mean``/``std`` are per channel (one value for grayscale). ``None`` means unknown: the package then accepts
-    only model-ready arrays, never image files.
+    ``mean``/``std`` are per channel (one value for grayscale). ``None`` (the default) means unknown: the package
+    then accepts only model-ready arrays, never image files.
     """
 
     layout: str = "NCHW"
     color: str | None = None  # grayscale | rgb
     size: tuple[int, int] | None = None  # height, width
-    input_range: tuple[float, float] | None = (0.0, 255.0)
-    scale: float | None = 1 / 255
+    input_range: tuple[float, float] | None = None
+    scale: float | None = None
     mean: list[float] | None = None
     std: list[float] | None = None
     notes: str = ""
