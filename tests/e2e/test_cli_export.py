@@ -41,19 +41,20 @@ def test_export_demo_to_a_zip_with_int8(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["digits.zip"]
 
 
-def test_export_an_onnx_file_with_labels_and_refuse_to_overwrite(tmp_path):
-    model = tmp_path / "demo.onnx"
-    assert run("apply", "--demo", "--method", "prune.channels", "--param", "ratio=0.25", "--out", str(model)
-               ).returncode == 0
+def test_export_an_onnx_file_with_labels_and_refuse_to_overwrite(tmp_path, small_cnn):
+    model = small_cnn.onnx
     out = tmp_path / "pkg"
     labels = ",".join(f"digit {d}" for d in range(10))
     proc = run("export", str(model), "--input-shape", "1x1x28x28", "--data", "demo", "--labels", labels,
-               "--mean", "0.1307", "--std", "0.3081", "--out", str(out))
+               "--mean", "0.1307", "--std", "0.3081", "--latency", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "wrote" in proc.stdout and "on the source ONNX file" in proc.stdout and "measured" in proc.stdout
     deploy = json.loads((out / "deploy.json").read_text())
     assert deploy["labels"][3] == "digit 3" and deploy["preprocessing"]["mean"] == [0.1307]
-    assert deploy["name"] == "demo" and deploy["default_model"] == "model.onnx"
+    assert deploy["name"] == "small_cnn" and deploy["default_model"] == "model.onnx"
+    # the file fixes batch 1: accuracy and latency ran in batches of 1
+    assert deploy["latency"]["batch"] == 1 and deploy["latency"]["models"]["model.onnx"]["p50"] > 0
+    assert deploy["metrics"][0]["how"]["samples"] == 1000 and deploy["metrics"][0]["provenance"] == "measured"
     before = (out / "deploy.json").read_bytes()
     _one_line_error(run("export", str(model), "--input-shape", "1x1x28x28", "--out", str(out)),
                     "already exists", "--force")

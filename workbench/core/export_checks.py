@@ -70,6 +70,12 @@ def ort_session(path: Path):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def fixed_batch(path: Path) -> int | None:
+    """The batch size a model's input fixes, or None when the batch axis is free."""
+    shape = ort_session(path).get_inputs()[0].shape
+    return shape[0] if shape and isinstance(shape[0], int) and shape[0] > 0 else None
+
+
 def ort_outputs(path: Path, x: np.ndarray) -> np.ndarray:
     """The first output for every row of ``x``, batching as the model's input allows (a fixed batch runs one by
     one)."""
@@ -208,7 +214,9 @@ def accuracy_metrics(models: dict[str, ModelArtifact], val: ArrayData, token: Ca
 
     metrics = []
     for name, artifact in models.items():
-        acc = accuracy(artifact, val, threads=1, token=token)
+        batch = fixed_batch(artifact.path)
+        data = val if batch is None else val.take(len(val) // batch * batch)  # whole batches only
+        acc = accuracy(artifact, data, batch=batch or 256, threads=1, token=token)
         how = {"dataset": val.name, "samples": acc.samples,
                "runtime": f"onnxruntime {onnxruntime.__version__} CPUExecutionProvider"}
         metrics.append({"name": "top1_accuracy", "value": round(acc.top1, 6), "unit": "fraction",
@@ -231,13 +239,14 @@ def device_description() -> dict:
 
 
 def measure_latency(models: dict[str, ModelArtifact], input_shape: tuple[int, ...], runs: int) -> dict:
-    """Latency of every packaged model on this machine, interleaved, batch 1, one thread (see core.latency)."""
+    """Latency of every packaged model on this machine, interleaved, batch 1 (or the model's fixed batch), one
+    thread (see core.latency)."""
     import onnxruntime
 
     from .latency import measure_interleaved
 
     warmup = max(5, min(20, runs // 10))
-    shape = (1, *input_shape[1:])
+    shape = (fixed_batch(next(iter(models.values())).path) or 1, *input_shape[1:])
     stats = measure_interleaved({name: a.path for name, a in models.items()}, shape, runs=runs, warmup=warmup)
     return {"provenance": "measured", "device": device_description(),
             "runtime": f"onnxruntime {onnxruntime.__version__} CPUExecutionProvider",
