@@ -280,3 +280,23 @@ def test_any_model_exports_without_data_using_made_up_inputs(small_cnn, tmp_path
     proc = subprocess.run([sys.executable, "infer.py"], cwd=tmp_path / "pkg", capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and proc.stdout.count("predicted") == 4 and "true" not in proc.stdout
+
+
+def test_a_model_with_a_fixed_batch_of_two_runs_an_odd_number_of_samples(small_cnn, tmp_path, one_thread):
+    from model_files import export_onnx as save_onnx
+
+    from workbench.core.artifact import ModelArtifact
+    from workbench.core.data import ArrayData
+    from workbench.core.export import PackageInfo
+    from workbench.core.shapes import TensorSpec
+
+    path = save_onnx(small_cnn.module, (2, 1, 28, 28), tmp_path / "batch2.onnx")
+    artifact = ModelArtifact(path=path, format="onnx", inputs=[TensorSpec("input", [2, 1, 28, 28], "float32")])
+    x = np.random.default_rng(1).standard_normal((3, 1, 28, 28)).astype(np.float32)
+    result = export_to_end(ExportRequest(source=artifact, out=tmp_path / "pkg",
+                                         info=PackageInfo(name="b2", samples=ArrayData("three", x))))
+    assert result.deploy["inputs"][0]["shape"][0] == 2 and result.deploy["validation"]["checks"][0]["inputs"] == 3
+    proc = subprocess.run([sys.executable, "infer.py"], cwd=tmp_path / "pkg", capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("predicted") == 3

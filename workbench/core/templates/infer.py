@@ -90,8 +90,15 @@ def load_inputs(arg, deploy, input_shape):
 def run(session, x):
     """The first output for every input, batching as the model allows."""
     spec = session.get_inputs()[0]
-    step = spec.shape[0] if spec.shape and isinstance(spec.shape[0], int) else 64
-    outs = [session.run(None, {spec.name: x[i:i + step]})[0] for i in range(0, len(x), step)]
+    fixed = spec.shape[0] if spec.shape and isinstance(spec.shape[0], int) else None
+    step = fixed or 64
+    outs = []
+    for i in range(0, len(x), step):
+        chunk = x[i:i + step]
+        n = len(chunk)
+        if fixed and n < fixed:  # a model with a fixed batch: fill the last one up, keep only the real rows
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - n, axis=0)])
+        outs.append(session.run(None, {spec.name: chunk})[0][:n])
     return np.concatenate(outs)
 
 
