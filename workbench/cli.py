@@ -1,5 +1,5 @@
-"""The ``workbench`` command: the desktop app (default), ``inspect``, ``methods``, ``apply``, ``run``, ``archs``,
-``bench`` and ``agent``."""
+"""The ``workbench`` command: the desktop app (default), ``inspect``, ``methods``, ``apply``, ``run``, ``export``,
+``archs``, ``bench`` and ``agent``."""
 
 from __future__ import annotations
 
@@ -67,6 +67,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", metavar="DIR", help="project folder to create with every variant (default: temporary)")
     r.add_argument("--json", action="store_true", help="print one JSON document with every variant and the goals")
     r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+
+    ex = sub.add_parser("export", help="write a deployment package (folder or .zip) that runs with ONNX Runtime")
+    _model_args(ex)
+    ex.add_argument("--out", required=True, metavar="DIR|FILE.zip", help="package folder, or a .zip file")
+    ex.add_argument("--int8", action="store_true",
+                    help="add an int8 model (quantize.int8_static, calibrated on --data)")
+    ex.add_argument("--int8-model", metavar="FILE.onnx", help="package this int8 ONNX model instead of quantizing")
+    ex.add_argument("--data", metavar="demo|FILE.npz",
+                    help="data for the bundled sample, the checks, calibration and accuracy (--demo: demo)")
+    ex.add_argument("--name", help="package name (default: the model file's name)")
+    ex.add_argument("--labels", metavar="A,B,...|FILE.txt", help="class labels, comma-separated or one a line")
+    ex.add_argument("--mean", metavar="M[,M,...]", help="per-channel mean after scaling pixels by 1/255")
+    ex.add_argument("--std", metavar="S[,S,...]", help="per-channel std after scaling pixels by 1/255")
+    ex.add_argument("--latency", action="store_true", help="measure latency here and include the report")
+    ex.add_argument("--atol", type=float, help="fp32 tolerance against the source model (default 1e-4)")
+    ex.add_argument("--force", action="store_true", help="replace an existing package at --out")
+    ex.add_argument("--json", action="store_true", help="print one JSON document with the result")
+    ex.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
 
     a = sub.add_parser("archs", help="list the built-in architectures")
     a.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
@@ -248,6 +266,39 @@ def cmd_run(args) -> int:
             print(f"project: {result.project.folder}")
     return 0 if result.goals_met else EXIT_GOAL_MISSED
 
+def cmd_export(args) -> int:
+    from workbench.core.artifact import ModelArtifact
+    from workbench.core.export import export_request_from_options, export_to_end
+    from workbench.core.report import human_bytes
+
+    artifact = ModelArtifact.from_graph(open_from_args(args))
+    request = export_request_from_options(
+        artifact, Path(args.out), demo=args.demo, data=args.data or ("demo" if args.demo else None), int8=args.int8,
+        int8_model=args.int8_model, name=args.name, labels=args.labels, mean=args.mean, std=args.std,
+        latency=args.latency, atol=args.atol, force=args.force, log=lambda message: print(message, file=sys.stderr))
+    quiet = args.json or not sys.stderr.isatty()
+    result = export_to_end(request, on_progress=None if quiet else _progress_line)
+    if not quiet:
+        sys.stderr.write("\n")
+    deploy = result.deploy
+    if args.json:
+        json.dump({"out": str(result.out), "default_model": deploy["default_model"], "files": deploy["files"],
+                   "validation": deploy["validation"], "metrics": deploy["metrics"]}, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    total = sum(f["bytes"] for f in deploy["files"].values())
+    print(f"wrote {result.out} ({len(deploy['files']) + 2} files, {human_bytes(total)})")
+    for check in deploy["validation"]["checks"]:
+        agreement = f"top-1 agreement {100 * check['top1_agreement']:.1f} %"
+        print(f"  {check['model']}: vs {check['reference']}: max abs diff {check['max_abs_diff']:.3g}, {agreement}")
+    for m in deploy["metrics"]:
+        how = ", ".join(f"{k} {v}" for k, v in m["how"].items()) if isinstance(m.get("how"), dict) else m.get("how")
+        value = f"{100 * m['value']:.2f} %" if m.get("unit") == "fraction" else f"{m['value']:.4g} {m.get('unit', '')}"
+        print(f"  {m.get('model') or 'package'}: {m['name']} {value} ({m['provenance']}: {how})")
+    where = result.out if result.out.suffix != ".zip" else f"{result.out.stem} (after unzipping)"
+    print(f"  try it: cd {where} && pip install -r requirements.txt && python infer.py")
+    return 0
+
 
 def cmd_archs(args) -> int:
     from workbench.core import architectures
@@ -329,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:  # `workbench` alone opens the app
         args = parser.parse_args(["gui"] + (["--demo"] if args.demo else []) + (["--debug"] if debug else []))
     handler = {"inspect": cmd_inspect, "archs": cmd_archs, "gui": cmd_gui, "methods": cmd_methods,
-               "apply": cmd_apply, "run": cmd_run, "bench": cmd_bench, "agent": cmd_agent}[args.command]
+               "apply": cmd_apply, "run": cmd_run, "export": cmd_export, "bench": cmd_bench,
+               "agent": cmd_agent}[args.command]
     from workbench.core.errors import WorkbenchError
 
     try:

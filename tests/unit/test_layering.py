@@ -9,13 +9,10 @@ import pytest
 HEADLESS = ["workbench.core", "workbench.core.readers", "workbench.core.readers.onnx_reader",
             "workbench.core.readers.torch_readers", "workbench.core.readers.torch_trace", "workbench.core.report",
             "workbench.core.architectures", "workbench.core.demo", "workbench.core.loader", "workbench.core.loading",
-<<<<<<< HEAD
-            "workbench.core.weights", "workbench.methods", "workbench.devices",
-            "workbench.devices.local", "workbench.devices.agent", "workbench.devices.int8_verdict", "workbench.cli"]
-=======
-            "workbench.core.weights", "workbench.core.onnx_torch", "workbench.methods", "workbench.devices",
-            "workbench.cli"]
->>>>>>> issue-onnxconv
+            "workbench.core.weights", "workbench.core.onnx_torch", "workbench.core.export",
+            "workbench.core.export_checks", "workbench.core.export_writer", "workbench.core.export_card",
+            "workbench.methods", "workbench.devices", "workbench.devices.local", "workbench.devices.agent",
+            "workbench.devices.int8_verdict", "workbench.cli"]
 
 
 def _modules_after_import(module: str) -> set[str]:
