@@ -9,7 +9,8 @@ import pytest
 HEADLESS = ["workbench.core", "workbench.core.readers", "workbench.core.readers.onnx_reader",
             "workbench.core.readers.torch_readers", "workbench.core.readers.torch_trace", "workbench.core.report",
             "workbench.core.architectures", "workbench.core.demo", "workbench.core.loader", "workbench.core.loading",
-            "workbench.core.weights", "workbench.methods", "workbench.devices",
+            "workbench.core.weights", "workbench.core.datasets", "workbench.core.project", "workbench.core.runner",
+            "workbench.core.recipes", "workbench.core.evaluation", "workbench.methods", "workbench.devices",
             "workbench.cli"]
 
 

@@ -80,8 +80,12 @@ class Recipe(BaseModel):
         return DatasetConfig(kind="demo") if self.dataset == "demo" else self.dataset
 
     def to_doc(self) -> dict:
-        """A plain dict for YAML, without fields left at their defaults."""
-        return self.model_dump(mode="json", exclude_defaults=True) | {"schema_version": RECIPE_VERSION}
+        """A plain dict for YAML: version, model, dataset, seed and steps always; other fields when not default."""
+        full = self.model_dump(mode="json")
+        short = self.model_dump(mode="json", exclude_defaults=True)
+        always = ("schema_version", "model", "dataset", "seed")
+        head = {k: full[k] for k in always} | {"steps": short.get("steps", [])}
+        return head | {k: v for k, v in short.items() if k not in head}
 
 
 def json_schema() -> dict:
