@@ -149,7 +149,7 @@ def test_measure_with_latency(fresh):
 def test_dataset_that_does_not_fit_fails_clearly(fresh, tmp_path):
     np.savez(tmp_path / "rgb.npz", x=np.zeros((20, 3, 28, 28), np.float32), y=np.arange(20) % 10)
     fresh.set_dataset(DatasetConfig(kind="npz", path=str(tmp_path / "rgb.npz")))
-    with pytest.raises(WorkbenchError, match="3 channel.*takes 1"):
+    with pytest.raises(WorkbenchError, match="3 channel.*takes 1.*grayscale"):
         run_to_end(evaluate_variant(fresh, "base"))
 
 
