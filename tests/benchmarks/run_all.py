@@ -68,6 +68,7 @@ def bench_inspect() -> None:
 
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_experiments
     import bench_gui
     import bench_layout
     import bench_pruning
@@ -85,6 +86,8 @@ def main() -> None:
     bench_quantize.main()
     print("\n== channel pruning vs fp32 (ONNX Runtime, 1 thread, batch 1, interleaved)")
     bench_pruning.main()
+    print()
+    bench_experiments.main()
 
 
 if __name__ == "__main__":

@@ -131,9 +131,11 @@ def measure(project: Project, variant: Variant, measure_latency: LatencyFn | Non
     deployed = variant_artifact(project, variant, deploy=True)
     if variant.params is None or variant.params.provenance != MEASURED:
         yield Progress(0.1, "counting parameters and MACs")
-        graph = variant_artifact(project, variant).graph()
-        variant = variant.with_changes(params=Figure(graph.params), macs=Figure(graph.macs),
-                                       size_bytes=Figure(deployed.size_bytes))
+        graph = open_spec(project.base_model, project.folder)[0] if variant.id == ROOT_ID else \
+            variant_artifact(project, variant).graph()
+        variant = variant.with_changes(params=Figure(graph.params), macs=Figure(graph.macs))
+    if variant.size_bytes is None or variant.size_bytes.provenance != MEASURED:
+        variant = variant.with_changes(size_bytes=Figure(deployed.size_bytes))
     bundle, fp = yield from scaled(dataset_for(project, token), 0.15, 0.2)
     if variant.accuracy_on(fp) is None:
         graph = deployed.graph()
@@ -214,7 +216,10 @@ def run_step(project: Project, parent_id: str, step: Step | None = None, variant
             else:
                 raise WorkbenchError(f"{step.method} produced a {result.format} model, which a project cannot keep",
                                      "report this to the method's author")
-        done = variant.with_changes(status="done", error="", params=None, macs=None, size_bytes=None, **files)
+        # Methods that count their result (pruning) say so in meta; others are counted from the file in measure().
+        counted = {"params": Figure(int(result.meta["params_after"])), "macs": Figure(int(result.meta["macs_after"]))} \
+            if "params_after" in result.meta and "macs_after" in result.meta else {"params": None, "macs": None}
+        done = variant.with_changes(status="done", error="", size_bytes=None, **counted, **files)
         done = yield from scaled(measure(project, done, measure_latency, token=token), 0.6, 1.0)
     except BaseException as exc:
         for path in written:
