@@ -132,6 +132,8 @@ def test_planned_variant_shows_estimates_then_runs(fresh, replay):
     done = run_to_end(run_step(fresh, "base", variant_id=planned.id))
     assert done.id == planned.id and done.params.provenance == "measured"
     assert done.accuracy_on().top1 == replay.result.variants[1].accuracy_on().top1
+    with pytest.raises(WorkbenchError, match="is done"):
+        run_to_end(run_step(fresh, "base", variant_id=planned.id))  # measured variants are never re-run
     fresh.undo()
     assert fresh.variants[planned.id] == planned  # undoing the run restores the plan
 

@@ -322,16 +322,22 @@ class Project:
                    lambda: self._devices.insert(index, entry))
 
     def new_variant_id(self) -> str:
+        """A fresh id (``v7``); ids are never handed out twice, so a removed variant's files cannot be mistaken."""
         while f"v{self._next_id}" in self._variants:
             self._next_id += 1
-        return f"v{self._next_id}"
+        self._next_id += 1
+        return f"v{self._next_id - 1}"
+
+    def _reserve(self, variant_id: str) -> None:
+        if variant_id[:1] == "v" and variant_id[1:].isdigit():
+            self._next_id = max(self._next_id, int(variant_id[1:]) + 1)
 
     def add_variant(self, variant: Variant, label: str = "") -> None:
         if variant.id in self._variants:
             raise WorkbenchError(f"the project already has a variant '{variant.id}'", "use a new id")
         if variant.parent is not None:
             self.variant(variant.parent)
-        self._next_id += 1
+        self._reserve(variant.id)
 
         def do():
             self._variants[variant.id] = variant
@@ -406,8 +412,7 @@ class Project:
         if variant.id in self._variants and self._variants[variant.id].status == "running":
             raise WorkbenchError(f"{variant.name} is already running", "wait for it or cancel it")
         self._variants[variant.id] = variant.with_changes(status="running", error="")
-        if variant.id.startswith("v"):
-            self._next_id = max(self._next_id, int(variant.id[1:]) + 1 if variant.id[1:].isdigit() else 0)
+        self._reserve(variant.id)
         self.dirty = True
         self._notify(Change("variant", variant.id, f"Running {variant.name}"))
 

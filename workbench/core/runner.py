@@ -183,6 +183,8 @@ def run_step(project: Project, parent_id: str, step: Step | None = None, variant
     token = token or CancelToken()
     previous = project.variant(variant_id) if variant_id else None
     if previous is not None:
+        if previous.status in ("done", "running"):
+            raise WorkbenchError(f"{previous.name} is {previous.status}", "apply the step again to make a new variant")
         step, parent_id = previous.step, previous.parent
     if step is None or parent_id is None:
         raise WorkbenchError("nothing to run", "give a step and a parent variant, or a planned variant")
