@@ -179,6 +179,9 @@ def test_model_sha256_and_relative_paths(replay, tmp_path):
            "evaluate": {"device": "none"}, "goals": {"min_top1": 90}}
     result = run_to_end(run_recipe(parse_recipe(doc), tmp_path, tmp_path / "out"))
     assert result.goals_met and 95 <= result.variants[0].accuracy_on().samples <= 105  # half, stratified
+    saved = recipe_from_lineage(result.project, "base", recipe_dir=tmp_path / "recipes")
+    assert (saved.model.path, saved.dataset.path) == ("../model.onnx", "../data.npz")
+    assert saved.model.sha256 == doc["model"]["sha256"] and saved.dataset.splits.val_fraction == 0.5
     doc["model"]["sha256"] = "0" * 64
     with pytest.raises(WorkbenchError, match="sha256"):
         run_to_end(run_recipe(parse_recipe(doc), tmp_path, tmp_path / "out2"))
