@@ -20,7 +20,7 @@ from workbench.core.progress import CancelToken, Cancelled
 from workbench.core.project import Project
 from workbench.core.recipes import (Recipe, dump_recipe, json_schema, load_recipe, parse_recipe, recipe_from_lineage,
                                     run_recipe)
-from workbench.core.runner import evaluate_variant, run_step, variant_artifact
+from workbench.core.runner import compare_variants, evaluate_variant, run_step, variant_artifact
 from workbench.core.variants import Step, compare_layers
 
 DOCS = Path(__file__).parents[2] / "docs"
@@ -70,7 +70,7 @@ def test_per_layer_comparison(replay):
     assert not pruned.removed and not pruned.added
     assert pruned.changed and all(r.params_delta <= 0 and r.macs_delta <= 0 for r in pruned.changed)
     assert sum(r.params_delta for r in pruned.rows) == graphs[1].params - graphs[0].params
-    quantized = compare_layers(graphs[1], graphs[2])  # PyTorch layers vs the int8 ONNX graph, matched by scope
+    quantized = compare_variants(project, "v1", "v2")  # PyTorch layers vs the int8 ONNX graph, matched by scope
     assert any(r.name.endswith("/Conv") for r in quantized.rows)
     assert any("DequantizeLinear" in name for name in quantized.added)
 
@@ -123,6 +123,9 @@ def test_cancel_and_failure_are_recorded_and_undoable(fresh):
         run_to_end(run_step(fresh, "base", Step("prune.channels", {"ratio": 5})))
     failed = fresh.variants["v2"]
     assert failed.status == "failed" and "ratio" in failed.error and fresh.undo_label.endswith("(failed)")
+    with pytest.raises(WorkbenchError, match="is failed, so there is no model"):
+        run_to_end(run_step(fresh, "v2", Step("finetune")))
+    assert list(fresh.variants) == ["base", "v2"]  # refused before a variant was made
 
 
 def test_planned_variant_shows_estimates_then_runs(fresh, replay):

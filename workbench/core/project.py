@@ -125,14 +125,15 @@ class Project:
     @classmethod
     def _from_doc(cls, folder: Path, doc: dict) -> "Project":
         project = cls(folder, doc.get("name") or folder.name)
-        project._seed = int(doc.get("seed", 0))
-        project._base = ModelSpec.model_validate(doc["base_model"]) if doc.get("base_model") else None
-        project._dataset = DatasetConfig.from_dict(doc["dataset"]) if doc.get("dataset") else None
-        project._devices = [dict(d) for d in doc.get("devices", [])]
         try:
+            project._seed = int(doc.get("seed", 0))
+            project._base = ModelSpec.model_validate(doc["base_model"]) if doc.get("base_model") else None
+            project._dataset = DatasetConfig.model_validate(doc["dataset"]) if doc.get("dataset") else None
+            project._devices = [dict(d) for d in doc.get("devices", [])]
             project._variants = {v["id"]: Variant.from_dict(v) for v in doc.get("variants", [])}
-        except (KeyError, TypeError) as exc:
-            raise WorkbenchError(f"project.json has a damaged variant ({exc})", "restore it from a backup",
+        except (KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            problem = str(exc).splitlines()[0]
+            raise WorkbenchError(f"project.json is damaged ({problem})", "restore it from a backup",
                                  folder / PROJECT_FILE) from None
         project._next_id = int(doc.get("next_id", len(project._variants) + 1))
         return project

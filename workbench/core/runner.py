@@ -189,6 +189,9 @@ def run_step(project: Project, parent_id: str, step: Step | None = None, variant
     if step is None or parent_id is None:
         raise WorkbenchError("nothing to run", "give a step and a parent variant, or a planned variant")
     parent = project.variant(parent_id)
+    if parent.id != ROOT_ID and parent.status != "done":
+        raise WorkbenchError(f"{parent.name} is {parent.status}, so there is no model to apply {step.method} to",
+                             "run it first, or pick a finished variant")
     variant = previous or Variant(project.new_variant_id(), parent_id, name or step.method, step=step)
     project.start_run(variant)
     project.autosave()
@@ -235,6 +238,14 @@ def run_step(project: Project, parent_id: str, step: Step | None = None, variant
         raise
     project.end_run(done, previous, f"Apply {step.method}")
     return done
+
+
+def compare_variants(project: Project, a: str, b: str):
+    """Per-layer params/MACs of variant ``a`` against ``b`` (see variants.compare_layers), from their model files."""
+    from .variants import compare_layers
+
+    graph_a, graph_b = (variant_artifact(project, project.variant(v)).graph() for v in (a, b))
+    return compare_layers(graph_a, graph_b)
 
 
 def local_latency(runs: int = 100, warmup: int = 10, threads: int = 1) -> LatencyFn:
