@@ -120,7 +120,7 @@ class Project:
                 "base_model": self._base.model_dump(mode="json") if self._base else None,
                 "dataset": self._dataset.to_dict() if self._dataset else None,
                 "devices": [dict(d) for d in self._devices],
-                "variants": [v.to_dict() for v in self._variants.values()], "next_id": self._next_id}
+                "variants": [v.to_dict() for v in list(self._variants.values())], "next_id": self._next_id}
 
     @classmethod
     def _from_doc(cls, folder: Path, doc: dict) -> "Project":
