@@ -73,6 +73,7 @@ def main() -> None:
     import bench_gui
     import bench_layout
     import bench_onnx_prune
+    import bench_projects
     import bench_pruning
     import bench_quantize
 
@@ -94,6 +95,8 @@ def main() -> None:
     bench_experiments.main()
     print("\n== device agent vs direct ONNX Runtime (same model, this machine, 1 thread)")
     bench_agent.main()
+    print("\n== Projects: evaluation cache, project.json save/open, recipe replay")
+    bench_projects.main()
 
 
 if __name__ == "__main__":

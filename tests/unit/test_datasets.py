@@ -94,9 +94,9 @@ def test_check_fits_names_channels_size_and_labels():
         data = ArrayData("d", np.zeros(shape, np.float32), np.asarray(labels, np.int64))
         return DataBundle("d", data, data, data)
 
-    with pytest.raises(WorkbenchError, match="3 channel.*takes 1.*grayscale"):
+    with pytest.raises(WorkbenchError, match="shape 3x28x28.*3 channel.*takes 1.*grayscale"):
         check_fits(bundle((2, 3, 28, 28), [0, 1]), (1, 1, 28, 28))
-    with pytest.raises(WorkbenchError, match="32x32 images.*28x28.*resize"):
+    with pytest.raises(WorkbenchError, match="shape 1x32x32 but the model takes 1x28x28.*resize and crop"):
         check_fits(bundle((2, 1, 32, 32), [0, 1]), (1, 1, 28, 28))
     with pytest.raises(WorkbenchError, match="12 classes.*outputs 10"):
         check_fits(bundle((2, 1, 28, 28), [0, 11]), (1, 1, 28, 28), num_outputs=10)

@@ -11,8 +11,9 @@ HEADLESS = ["workbench.core", "workbench.core.readers", "workbench.core.readers.
             "workbench.core.architectures", "workbench.core.demo", "workbench.core.loader", "workbench.core.loading",
             "workbench.core.weights", "workbench.core.onnx_torch", "workbench.core.export",
             "workbench.core.export_checks", "workbench.core.export_writer", "workbench.core.export_card",
-            "workbench.methods", "workbench.devices", "workbench.devices.local", "workbench.devices.agent",
-            "workbench.devices.int8_verdict", "workbench.cli"]
+            "workbench.core.datasets", "workbench.core.project", "workbench.core.runner", "workbench.core.recipes",
+            "workbench.core.evaluation", "workbench.methods", "workbench.devices", "workbench.devices.local",
+            "workbench.devices.agent", "workbench.devices.int8_verdict", "workbench.cli"]
 
 
 def _modules_after_import(module: str) -> set[str]:

@@ -176,3 +176,12 @@ def test_a_newer_schema_is_refused(tmp_path):
     (tmp_path / "project.json").write_text(json.dumps({"schema_version": 99}))
     with pytest.raises(WorkbenchError, match="newer Model Workbench"):
         Project.open(tmp_path)
+
+
+def test_a_damaged_project_file_is_named(tmp_path):
+    (tmp_path / "project.json").write_text(json.dumps({"schema_version": 1, "base_model": {"paht": "x"}}))
+    with pytest.raises(WorkbenchError, match="project.json is damaged"):
+        Project.open(tmp_path)
+    (tmp_path / "project.json").write_text("{not json")
+    with pytest.raises(WorkbenchError, match="cannot be read"):
+        Project.open(tmp_path)

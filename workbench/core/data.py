@@ -110,13 +110,11 @@ def check_fits(data: DataBundle, input_shape: tuple[int, ...], source: str = "",
         problem = f"the data '{data.name}' has samples of shape {'x'.join(map(str, got))} but the model takes {shown}"
         remedy = f"provide inputs of shape N x {shown}"
         if len(want) == len(got) == 3 and want[1:] == got[1:]:
-            problem = f"the data '{data.name}' has {got[0]} channel(s) but the model takes {want[0]}"
+            problem += f" ({got[0]} channel(s) where the model takes {want[0]})"
             remedy = "set the dataset's colour to " + ("grayscale" if want[0] == 1 else "rgb") if want[0] in (1, 3) \
                 else f"provide {want[0]}-channel inputs"
         elif len(want) == len(got) == 3 and want[0] == got[0]:
-            problem = (f"the data '{data.name}' has {got[1]}x{got[2]} images but the model takes "
-                       f"{want[1]}x{want[2]}")
-            remedy = f"set the dataset's resize and crop to give {want[1]}x{want[2]}"
+            remedy = f"set the dataset's resize and crop to give {want[1]}x{want[2]} images"
         raise WorkbenchError(problem, remedy, source or None)
     classes = data.num_classes
     if num_outputs is not None and classes is not None and classes > num_outputs:

@@ -132,8 +132,8 @@ def split_indices(n: int, labels: np.ndarray | None, splits: SplitConfig, seed: 
     train, val = [], []
     for group in groups:
         group = rng.permutation(group)
-        k = int(round(splits.val_fraction * len(group)))
-        k = min(max(k, 1 if len(group) > 1 else 0), len(group) - 1) if len(group) > 1 else 0
+        # At least one sample of a class on each side where the class has two or more.
+        k = min(max(int(round(splits.val_fraction * len(group))), 1), len(group) - 1)
         val.append(group[:k])
         train.append(group[k:])
     train_idx, val_idx = np.concatenate(train), np.concatenate(val)

@@ -51,8 +51,29 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+_opened: dict[tuple, tuple] = {}  # a few recently opened models: the runner needs the base model at every step
+
+
 def open_spec(spec: ModelSpec, base_dir: Path | None = None):
-    """Open the model a spec names: returns (LayerGraph, ModelArtifact); checks the sha256 when one is given."""
+    """Open the model a spec names: returns (LayerGraph, ModelArtifact); checks the sha256 when one is given.
+
+    Results are reused while the file is unchanged (same size and modification time); treat them as read-only.
+    """
+    path = spec.resolve(base_dir)
+    from .readers import split_factory
+
+    file = split_factory(str(path))[0]
+    stat = file.stat() if file.exists() else None
+    key = (spec.model_dump_json(), str(path), stat and (stat.st_size, stat.st_mtime_ns))
+    if stat is None or key not in _opened:
+        opened = _open_spec(spec, base_dir)
+        if len(_opened) >= 4:
+            _opened.pop(next(iter(_opened)))
+        _opened[key] = opened
+    return _opened[key]
+
+
+def _open_spec(spec: ModelSpec, base_dir: Path | None):
     from .artifact import ModelArtifact
     from .readers import open_model, split_factory
     from .readers.base import OpenRequest

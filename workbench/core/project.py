@@ -120,19 +120,20 @@ class Project:
                 "base_model": self._base.model_dump(mode="json") if self._base else None,
                 "dataset": self._dataset.to_dict() if self._dataset else None,
                 "devices": [dict(d) for d in self._devices],
-                "variants": [v.to_dict() for v in self._variants.values()], "next_id": self._next_id}
+                "variants": [v.to_dict() for v in list(self._variants.values())], "next_id": self._next_id}
 
     @classmethod
     def _from_doc(cls, folder: Path, doc: dict) -> "Project":
         project = cls(folder, doc.get("name") or folder.name)
-        project._seed = int(doc.get("seed", 0))
-        project._base = ModelSpec.model_validate(doc["base_model"]) if doc.get("base_model") else None
-        project._dataset = DatasetConfig.from_dict(doc["dataset"]) if doc.get("dataset") else None
-        project._devices = [dict(d) for d in doc.get("devices", [])]
         try:
+            project._seed = int(doc.get("seed", 0))
+            project._base = ModelSpec.model_validate(doc["base_model"]) if doc.get("base_model") else None
+            project._dataset = DatasetConfig.model_validate(doc["dataset"]) if doc.get("dataset") else None
+            project._devices = [dict(d) for d in doc.get("devices", [])]
             project._variants = {v["id"]: Variant.from_dict(v) for v in doc.get("variants", [])}
-        except (KeyError, TypeError) as exc:
-            raise WorkbenchError(f"project.json has a damaged variant ({exc})", "restore it from a backup",
+        except (KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            problem = str(exc).splitlines()[0]
+            raise WorkbenchError(f"project.json is damaged ({problem})", "restore it from a backup",
                                  folder / PROJECT_FILE) from None
         project._next_id = int(doc.get("next_id", len(project._variants) + 1))
         return project
@@ -322,16 +323,22 @@ class Project:
                    lambda: self._devices.insert(index, entry))
 
     def new_variant_id(self) -> str:
+        """A fresh id (``v7``); ids are never handed out twice, so a removed variant's files cannot be mistaken."""
         while f"v{self._next_id}" in self._variants:
             self._next_id += 1
-        return f"v{self._next_id}"
+        self._next_id += 1
+        return f"v{self._next_id - 1}"
+
+    def _reserve(self, variant_id: str) -> None:
+        if variant_id[:1] == "v" and variant_id[1:].isdigit():
+            self._next_id = max(self._next_id, int(variant_id[1:]) + 1)
 
     def add_variant(self, variant: Variant, label: str = "") -> None:
         if variant.id in self._variants:
             raise WorkbenchError(f"the project already has a variant '{variant.id}'", "use a new id")
         if variant.parent is not None:
             self.variant(variant.parent)
-        self._next_id += 1
+        self._reserve(variant.id)
 
         def do():
             self._variants[variant.id] = variant
@@ -406,8 +413,7 @@ class Project:
         if variant.id in self._variants and self._variants[variant.id].status == "running":
             raise WorkbenchError(f"{variant.name} is already running", "wait for it or cancel it")
         self._variants[variant.id] = variant.with_changes(status="running", error="")
-        if variant.id.startswith("v"):
-            self._next_id = max(self._next_id, int(variant.id[1:]) + 1 if variant.id[1:].isdigit() else 0)
+        self._reserve(variant.id)
         self.dirty = True
         self._notify(Change("variant", variant.id, f"Running {variant.name}"))
 

@@ -9,6 +9,7 @@ every variant and checks the goals against the base model.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,8 +81,12 @@ class Recipe(BaseModel):
         return DatasetConfig(kind="demo") if self.dataset == "demo" else self.dataset
 
     def to_doc(self) -> dict:
-        """A plain dict for YAML, without fields left at their defaults."""
-        return self.model_dump(mode="json", exclude_defaults=True) | {"schema_version": RECIPE_VERSION}
+        """A plain dict for YAML: version, model, dataset, seed and steps always; other fields when not default."""
+        full = self.model_dump(mode="json")
+        short = self.model_dump(mode="json", exclude_defaults=True)
+        always = ("schema_version", "model", "dataset", "seed")
+        head = {k: full[k] for k in always} | {"steps": short.get("steps", [])}
+        return head | {k: v for k, v in short.items() if k not in head}
 
 
 def json_schema() -> dict:
@@ -137,17 +142,27 @@ def save_recipe(recipe: Recipe, path: Path) -> None:
     write_atomic(Path(path), dump_recipe(recipe))
 
 
-def recipe_from_lineage(project: Project, variant_id: str) -> Recipe:
-    """The steps from the base model to ``variant_id`` as a recipe (with the model's sha256 pinned)."""
+def recipe_from_lineage(project: Project, variant_id: str, recipe_dir: Path | None = None) -> Recipe:
+    """The steps from the base model to ``variant_id`` as a recipe, with the model's sha256 pinned.
+
+    File paths are written relative to ``recipe_dir`` (where the recipe will be saved) when given, else absolute.
+    """
     if project.base_model is None:
         raise WorkbenchError("the project has no base model", "open a model first")
+
+    def place(path: Path) -> str:
+        path = path.resolve()
+        return os.path.relpath(path, Path(recipe_dir).resolve()) if recipe_dir is not None else str(path)
+
     spec = project.base_model
-    if not spec.is_demo and not spec.sha256:
+    if not spec.is_demo:
         path = spec.resolve(project.folder)
-        spec = spec.model_copy(update={"path": str(path.resolve()), "sha256": file_sha256(path)})
+        spec = spec.model_copy(update={"path": place(path), "sha256": spec.sha256 or file_sha256(path)})
+    dataset = project.dataset or DatasetConfig(kind="demo")
+    if dataset.path:
+        dataset = dataset.model_copy(update={"path": place(dataset.resolve(project.folder))})
     steps = [StepSpec(method=v.step.method, params=dict(v.step.params), overrides=dict(v.step.overrides))
              for v in project.lineage(variant_id) if v.step is not None]
-    dataset = project.dataset or DatasetConfig(kind="demo")
     return Recipe(model="demo" if spec.is_demo else spec, dataset="demo" if dataset == DatasetConfig() else dataset,
                   seed=project.seed, steps=steps)
 

@@ -131,9 +131,11 @@ def measure(project: Project, variant: Variant, measure_latency: LatencyFn | Non
     deployed = variant_artifact(project, variant, deploy=True)
     if variant.params is None or variant.params.provenance != MEASURED:
         yield Progress(0.1, "counting parameters and MACs")
-        graph = variant_artifact(project, variant).graph()
-        variant = variant.with_changes(params=Figure(graph.params), macs=Figure(graph.macs),
-                                       size_bytes=Figure(deployed.size_bytes))
+        graph = open_spec(project.base_model, project.folder)[0] if variant.id == ROOT_ID else \
+            variant_artifact(project, variant).graph()
+        variant = variant.with_changes(params=Figure(graph.params), macs=Figure(graph.macs))
+    if variant.size_bytes is None or variant.size_bytes.provenance != MEASURED:
+        variant = variant.with_changes(size_bytes=Figure(deployed.size_bytes))
     bundle, fp = yield from scaled(dataset_for(project, token), 0.15, 0.2)
     if variant.accuracy_on(fp) is None:
         graph = deployed.graph()
@@ -181,10 +183,15 @@ def run_step(project: Project, parent_id: str, step: Step | None = None, variant
     token = token or CancelToken()
     previous = project.variant(variant_id) if variant_id else None
     if previous is not None:
+        if previous.status in ("done", "running"):
+            raise WorkbenchError(f"{previous.name} is {previous.status}", "apply the step again to make a new variant")
         step, parent_id = previous.step, previous.parent
     if step is None or parent_id is None:
         raise WorkbenchError("nothing to run", "give a step and a parent variant, or a planned variant")
     parent = project.variant(parent_id)
+    if parent.id != ROOT_ID and parent.status != "done":
+        raise WorkbenchError(f"{parent.name} is {parent.status}, so there is no model to apply {step.method} to",
+                             "run it first, or pick a finished variant")
     variant = previous or Variant(project.new_variant_id(), parent_id, name or step.method, step=step)
     project.start_run(variant)
     project.autosave()
@@ -214,7 +221,10 @@ def run_step(project: Project, parent_id: str, step: Step | None = None, variant
             else:
                 raise WorkbenchError(f"{step.method} produced a {result.format} model, which a project cannot keep",
                                      "report this to the method's author")
-        done = variant.with_changes(status="done", error="", params=None, macs=None, size_bytes=None, **files)
+        # Methods that count their result (pruning) say so in meta; others are counted from the file in measure().
+        counted = {"params": Figure(int(result.meta["params_after"])), "macs": Figure(int(result.meta["macs_after"]))} \
+            if "params_after" in result.meta and "macs_after" in result.meta else {"params": None, "macs": None}
+        done = variant.with_changes(status="done", error="", size_bytes=None, **counted, **files)
         done = yield from scaled(measure(project, done, measure_latency, token=token), 0.6, 1.0)
     except BaseException as exc:
         for path in written:
@@ -228,6 +238,14 @@ def run_step(project: Project, parent_id: str, step: Step | None = None, variant
         raise
     project.end_run(done, previous, f"Apply {step.method}")
     return done
+
+
+def compare_variants(project: Project, a: str, b: str):
+    """Per-layer params/MACs of variant ``a`` against ``b`` (see variants.compare_layers), from their model files."""
+    from .variants import compare_layers
+
+    graph_a, graph_b = (variant_artifact(project, project.variant(v)).graph() for v in (a, b))
+    return compare_layers(graph_a, graph_b)
 
 
 def local_latency(runs: int = 100, warmup: int = 10, threads: int = 1) -> LatencyFn:
