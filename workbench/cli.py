@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="write a deployment package (folder or .zip) that runs with ONNX Runtime")
     _model_args(ex)
     ex.add_argument("--out", required=True, metavar="DIR|FILE.zip", help="package folder, or a .zip file")
+    ex.add_argument("--variant", metavar="ID", help="with a project folder as MODEL: the variant to package")
     ex.add_argument("--int8", action="store_true",
                     help="add an int8 model (quantize.int8_static, calibrated on --data)")
     ex.add_argument("--int8-model", metavar="FILE.onnx", help="package this int8 ONNX model instead of quantizing")
@@ -266,16 +267,44 @@ def cmd_run(args) -> int:
             print(f"project: {result.project.folder}")
     return 0 if result.goals_met else EXIT_GOAL_MISSED
 
-def cmd_export(args) -> int:
-    from workbench.core.artifact import ModelArtifact
-    from workbench.core.export import export_request_from_options, export_to_end
-    from workbench.core.report import human_bytes
+def _options_export_request(args, artifact):
+    from workbench.core.export import export_request_from_options
 
-    artifact = ModelArtifact.from_graph(open_from_args(args))
-    request = export_request_from_options(
+    return export_request_from_options(
         artifact, Path(args.out), demo=args.demo, data=args.data or ("demo" if args.demo else None), int8=args.int8,
         int8_model=args.int8_model, name=args.name, labels=args.labels, mean=args.mean, std=args.std,
         latency=args.latency, atol=args.atol, force=args.force, log=lambda message: print(message, file=sys.stderr))
+
+
+def _project_export_request(args):
+    """``workbench export PROJECT --variant ID``: the variant's model, its measured figures and its recipe."""
+    from workbench.core.errors import WorkbenchError
+    from workbench.core.project import Project
+    from workbench.core.project_export import export_request_for_variant
+
+    project = Project.open(Path(args.model))
+    if not args.variant:
+        done = [v.id for v in project.variants.values() if v.status == "done"]
+        raise WorkbenchError("a project holds several variants: say which one with --variant",
+                             f"done variants: {', '.join(done) or 'none'}")
+    return export_request_for_variant(project, args.variant, Path(args.out), force=args.force,
+                                      measure_latency=args.latency,
+                                      log=lambda message: print(message, file=sys.stderr))
+
+
+def cmd_export(args) -> int:
+    from workbench.core.artifact import ModelArtifact
+    from workbench.core.errors import WorkbenchError
+    from workbench.core.export import export_to_end
+    from workbench.core.report import human_bytes
+
+    if args.model and (Path(args.model) / "project.json").is_file():
+        request = _project_export_request(args)
+    else:
+        if args.variant:
+            raise WorkbenchError("--variant needs a project folder as the model", "pass the project's folder")
+        artifact = ModelArtifact.from_graph(open_from_args(args))
+        request = _options_export_request(args, artifact)
     quiet = args.json or not sys.stderr.isatty()
     result = export_to_end(request, on_progress=None if quiet else _progress_line)
     if not quiet:
