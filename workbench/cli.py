@@ -1,5 +1,5 @@
 """The ``workbench`` command: the desktop app (default), ``inspect``, ``methods``, ``apply``, ``run``, ``export``,
-``archs``, ``bench`` and ``agent``."""
+``archs``, ``bench``, ``agent`` and ``search``."""
 
 from __future__ import annotations
 
@@ -110,6 +110,30 @@ def build_parser() -> argparse.ArgumentParser:
     ag.add_argument("--max-upload-mb", type=float, help="largest model accepted, MiB (default 512)")
     ag.add_argument("--job-timeout", type=float, help="seconds one job may run (default 600)")
     ag.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+
+    se = sub.add_parser("search", help="search pruning ratio x bit width (or a YAML space) for the smallest variant "
+                                       "within --max-drop points of accuracy; exit 3 when none is")
+    _model_args(se)
+    se.add_argument("--project", required=True, metavar="DIR",
+                    help="project folder: opened if it holds one, else created with the model (the same search "
+                         "run again resumes there)")
+    se.add_argument("--data", metavar="demo|FILE.npz", help="dataset of a new project (--demo: demo)")
+    se.add_argument("--space", default="pruning_x_bits", metavar="pruning_x_bits|FILE.yaml",
+                    help="search space: a ready one or a YAML file (see docs/search.md)")
+    se.add_argument("--strategy", choices=["grid", "optuna"], default="grid", help="every combination, or optuna")
+    se.add_argument("--sampler", choices=["tpe", "nsga2"], default="tpe", help="optuna's sampler (default tpe)")
+    se.add_argument("--trials", type=int, default=20, help="optuna: trials in all (default 20)")
+    se.add_argument("--max-drop", type=float, default=1.0, help="top-1 points a candidate may lose (default 1.0)")
+    se.add_argument("--minimise", choices=["size", "macs", "params", "latency"], default="size",
+                    help="what to make smallest (default size: bytes of the deployed ONNX file)")
+    se.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    se.add_argument("--parent", default="base", metavar="ID", help="variant the candidates start from (default base)")
+    se.add_argument("--name", help="search name (default SPACE-STRATEGY); the same name resumes a stopped search")
+    se.add_argument("--latency-runs", type=int, default=0,
+                    help="measure local latency of every candidate with N timed runs (default: only for "
+                         "--minimise latency, 100)")
+    se.add_argument("--json", action="store_true", help="print one JSON document instead of lines and a table")
+    se.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return parser
 
 
@@ -292,6 +316,107 @@ def _project_export_request(args):
                                       log=lambda message: print(message, file=sys.stderr))
 
 
+def _search_project(args):
+    """Open the project in --project, or create it there with the model and dataset the arguments name."""
+    from workbench.core.datasets import DatasetConfig
+    from workbench.core.errors import WorkbenchError
+    from workbench.core.modelspec import ModelSpec
+    from workbench.core.project import PROJECT_FILE, Project
+
+    folder = Path(args.project)
+    spec = None
+    if args.demo:
+        spec = ModelSpec.demo()
+    elif args.model:
+        shape = args.input_shape[0].split(":")[-1] if args.input_shape else None
+        spec = ModelSpec(path=str(Path(args.model).resolve()), architecture=args.arch, trust_code=args.trust_code,
+                         input_shape=[int(d) for d in shape.lower().split("x")] if shape else None)
+    if (folder / PROJECT_FILE).is_file():
+        project = Project.open(folder)
+        if spec is not None and project.base_model is not None and project.base_model.path != spec.path:
+            raise WorkbenchError(f"the project's base model is {project.base_model.path}",
+                                 "leave out the model to search the project's own, or use another --project", folder)
+        return project
+    if spec is None:
+        raise WorkbenchError("no model given for a new project", "pass a model file or --demo, or an existing "
+                             "project folder", folder)
+    data = args.data or ("demo" if args.demo else None)
+    if data is None:
+        raise WorkbenchError("no dataset given for a new project", "pass --data demo or --data FILE.npz")
+    dataset = DatasetConfig(kind="demo") if data == "demo" else DatasetConfig(kind="npz", path=str(Path(data).resolve()))
+    project = Project.create(folder)
+    project.set_base_model(spec)
+    project.set_dataset(dataset)
+    project.save()
+    return project
+
+
+def cmd_search(args) -> int:
+    from pydantic import ValidationError
+
+    from workbench.core.errors import WorkbenchError
+    from workbench.core.report import human, human_bytes
+    from workbench.core.search import OBJECTIVES, SearchConfig, search
+    from workbench.core.search_space import load_space
+
+    space = load_space(args.space)
+    try:
+        config = SearchConfig(name=args.name or f"{space.name}-{args.strategy}", space=space, parent=args.parent,
+                              strategy=args.strategy, sampler=args.sampler, trials=args.trials,
+                              minimise=args.minimise, max_drop=args.max_drop, workers=args.workers,
+                              latency_runs=args.latency_runs)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise WorkbenchError(f"--{'-'.join(str(p) for p in first['loc']).replace('_', '-')}: {first['msg']}",
+                             "see `workbench search --help`") from None
+    project = _search_project(args)
+    tty = not args.json and sys.stderr.isatty()
+    gen = search(project, config)
+    try:
+        while True:
+            try:
+                p = next(gen)
+            except StopIteration as stop:
+                result = stop.value
+                break
+            if p.candidate is not None and not args.json:
+                if tty:
+                    sys.stderr.write("\r" + " " * 100 + "\r")
+                print(f"[{p.done}/{p.total}] {p.message}", flush=True)
+            elif tty:
+                _progress_line(p)
+    finally:
+        project.autosave()
+    if tty:
+        sys.stderr.write("\n")
+    if args.json:
+        json.dump(result.to_json() | {"project": str(project.folder)}, sys.stdout)
+        sys.stdout.write("\n")
+        return 0 if result.best else EXIT_GOAL_MISSED
+    print(f"\n{'candidate':<28} {'size':>10} {'MACs':>9} {'top-1 %':>8} {'drop pt':>8} {'feasible':>8} "
+          f"{'pareto':>6}  variant")
+    for c in [result.parent] + result.candidates:
+        label = "parent" if c is result.parent else c.label
+        if c.status != "done":
+            print(f"{label:<28} failed: {c.error}")
+            continue
+        top1 = f"{100 * c.top1:.2f}" if c.top1 is not None else "–"
+        drop = f"{c.drop:+.2f}" if c.drop is not None else "–"
+        print(f"{label:<28} {human_bytes(c.size_bytes) if c.size_bytes else '–':>10} {human(c.macs):>9} {top1:>8} "
+              f"{drop:>8} {'yes' if c.feasible else 'no':>8} {'*' if c.pareto else '':>6}  {c.variant_id}")
+    print(f"minimised: {OBJECTIVES[config.minimise]}; accuracy: top-1 on the project's validation data (measured); "
+          f"{result.steps_run} step(s) run now, the rest reused")
+    if result.best is None:
+        print(f"no candidate within {config.max_drop} points of the parent's accuracy")
+        return EXIT_GOAL_MISSED
+    b = result.best
+    cost = b.cost(config.minimise)
+    cost_text = {"size": lambda v: human_bytes(int(v)), "latency": lambda v: f"{v:.3f} ms"}.get(config.minimise, human)
+    print(f"winner: {b.label} -> variant {b.variant_id} ({config.minimise} {cost_text(cost)}, top-1 "
+          f"{100 * b.top1:.2f} %, drop {b.drop:+.2f} points); project: {project.folder}")
+    return 0
+
+
 def cmd_export(args) -> int:
     from workbench.core.artifact import ModelArtifact
     from workbench.core.errors import WorkbenchError
@@ -410,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(["gui"] + (["--demo"] if args.demo else []) + (["--debug"] if debug else []))
     handler = {"inspect": cmd_inspect, "archs": cmd_archs, "gui": cmd_gui, "methods": cmd_methods,
                "apply": cmd_apply, "run": cmd_run, "export": cmd_export, "bench": cmd_bench,
-               "agent": cmd_agent}[args.command]
+               "agent": cmd_agent, "search": cmd_search}[args.command]
     from workbench.core.errors import WorkbenchError
 
     try:

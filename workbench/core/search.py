@@ -630,7 +630,7 @@ class _Search:
         if result.status != "done" or cost is None or result.drop is None:
             self._study.tell(trial, state=TrialState.FAIL)
             return
-        trial.set_user_attr("constraint", result.drop - self.config.max_drop)
+        trial.set_constraint("max_drop", result.drop - self.config.max_drop)  # feasible when <= 0
         trial.set_user_attr("candidate", result.key)
         self._study.tell(trial, [float(cost), float(result.drop)])
 
@@ -645,17 +645,12 @@ class _Search:
         study.enqueue_trial(params)
 
 
-def _constraint(trial) -> list[float]:
-    return [trial.user_attrs.get("constraint", 0.0)]
-
-
 def _sampler(config: SearchConfig, seed: int):
     import optuna
 
     if config.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=max(4, min(50, config.trials // 3)), seed=seed,
-                                             constraints_func=_constraint)
-    return optuna.samplers.TPESampler(seed=seed, constraints_func=_constraint)
+        return optuna.samplers.NSGAIISampler(population_size=max(4, min(50, config.trials // 3)), seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)  # both read the trials' constraints (Trial.set_constraint)
 
 
 def _suffix(rel: str) -> str:

@@ -143,8 +143,10 @@ class SearchSpace(BaseModel):
                                              exc.hint or "fix the search space") from None
 
     def to_doc(self) -> dict:
-        return self.model_dump(mode="json", exclude_defaults=True) | {"schema_version": SPACE_VERSION,
-                                                                       "name": self.name}
+        """A plain dict for YAML without fields left at their defaults (but with each dimension's kind)."""
+        doc = self.model_dump(mode="json", exclude_defaults=True)
+        doc["dimensions"] = [{"kind": d.kind} | dd for d, dd in zip(self.dimensions, doc["dimensions"])]
+        return {"schema_version": SPACE_VERSION, "name": self.name} | doc
 
 
 def candidate_key(values: dict[str, Any]) -> str:
