@@ -14,7 +14,8 @@ HEADLESS = ["workbench.core", "workbench.core.readers", "workbench.core.readers.
             "workbench.core.datasets", "workbench.core.project", "workbench.core.runner", "workbench.core.recipes",
             "workbench.core.evaluation", "workbench.core.project_export",
             "workbench.core.search", "workbench.core.search_space", "workbench.core.search_worker",
-            "workbench.methods", "workbench.devices", "workbench.devices.local", "workbench.devices.agent", "workbench.devices.int8_verdict", "workbench.cli"]
+            "workbench.methods", "workbench.devices", "workbench.devices.local", "workbench.devices.agent",
+            "workbench.devices.int8_verdict", "workbench.cli"]
 
 
 def _modules_after_import(module: str) -> set[str]:
