@@ -343,7 +343,8 @@ def _search_project(args):
     data = args.data or ("demo" if args.demo else None)
     if data is None:
         raise WorkbenchError("no dataset given for a new project", "pass --data demo or --data FILE.npz")
-    dataset = DatasetConfig(kind="demo") if data == "demo" else DatasetConfig(kind="npz", path=str(Path(data).resolve()))
+    dataset = DatasetConfig(kind="demo") if data == "demo" else \
+        DatasetConfig(kind="npz", path=str(Path(data).resolve()))
     project = Project.create(folder)
     project.set_base_model(spec)
     project.set_dataset(dataset)
