@@ -371,6 +371,9 @@ def cmd_search(args) -> int:
         raise WorkbenchError(f"--{'-'.join(str(p) for p in first['loc']).replace('_', '-')}: {first['msg']}",
                              "see `workbench search --help`") from None
     project = _search_project(args)
+    if config.latency_runs and config.workers > 1:
+        print("note: latency is measured while other workers run; use --workers 1 for steadier figures",
+              file=sys.stderr)
     tty = not args.json and sys.stderr.isatty()
     gen = search(project, config)
     try:
@@ -394,17 +397,20 @@ def cmd_search(args) -> int:
         json.dump(result.to_json() | {"project": str(project.folder)}, sys.stdout)
         sys.stdout.write("\n")
         return 0 if result.best else EXIT_GOAL_MISSED
-    print(f"\n{'candidate':<28} {'size':>10} {'MACs':>9} {'top-1 %':>8} {'drop pt':>8} {'feasible':>8} "
-          f"{'pareto':>6}  variant")
-    for c in [result.parent] + result.candidates:
+    rows = [result.parent] + result.candidates
+    timed = any(c.latency_p50 is not None for c in rows)
+    print(f"\n{'candidate':<28} {'size':>10} {'MACs':>9} " + (f"{'p50 ms':>8} " if timed else "") +
+          f"{'top-1 %':>8} {'drop pt':>8} {'feasible':>8} {'pareto':>6}  variant")
+    for c in rows:
         label = "parent" if c is result.parent else c.label
         if c.status != "done":
             print(f"{label:<28} failed: {c.error}")
             continue
         top1 = f"{100 * c.top1:.2f}" if c.top1 is not None else "–"
         drop = f"{c.drop:+.2f}" if c.drop is not None else "–"
-        print(f"{label:<28} {human_bytes(c.size_bytes) if c.size_bytes else '–':>10} {human(c.macs):>9} {top1:>8} "
-              f"{drop:>8} {'yes' if c.feasible else 'no':>8} {'*' if c.pareto else '':>6}  {c.variant_id}")
+        p50 = (f"{c.latency_p50:>8.3f} " if c.latency_p50 is not None else f"{'–':>8} ") if timed else ""
+        print(f"{label:<28} {human_bytes(c.size_bytes) if c.size_bytes else '–':>10} {human(c.macs):>9} {p50}"
+              f"{top1:>8} {drop:>8} {'yes' if c.feasible else 'no':>8} {'*' if c.pareto else '':>6}  {c.variant_id}")
     print(f"minimised: {OBJECTIVES[config.minimise]}; accuracy: top-1 on the project's validation data (measured); "
           f"{result.steps_run} step(s) run now, the rest reused")
     if result.best is None:

@@ -76,6 +76,7 @@ def main() -> None:
     import bench_projects
     import bench_pruning
     import bench_quantize
+    import bench_search
 
     bench_inspect()
     print("\n== Layered layout, synthetic network graphs")
@@ -97,6 +98,8 @@ def main() -> None:
     bench_agent.main()
     print("\n== Projects: evaluation cache, project.json save/open, recipe replay")
     bench_projects.main()
+    print("\n== Search: candidates per minute with 1 and 2 worker processes (demo, pruning x int8)")
+    bench_search.main()
 
 
 if __name__ == "__main__":
