@@ -14,6 +14,7 @@ HEADLESS = ["workbench.core", "workbench.core.readers", "workbench.core.readers.
             "workbench.core.datasets", "workbench.core.project", "workbench.core.runner", "workbench.core.recipes",
             "workbench.core.evaluation", "workbench.core.project_export",
             "workbench.core.search", "workbench.core.search_space", "workbench.core.search_worker",
+            "workbench.core.search_types", "workbench.core.search_optuna",
             "workbench.methods", "workbench.devices", "workbench.devices.local", "workbench.devices.agent",
             "workbench.devices.int8_verdict", "workbench.cli"]
 

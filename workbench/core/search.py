@@ -18,130 +18,31 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
-from concurrent.futures.process import BrokenProcessPool
 import dataclasses
 import json
 import multiprocessing
 import shutil
 import tempfile
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generator, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Any, Generator
 
 from .errors import WorkbenchError
 from .fileio import write_atomic
 from .pareto import pareto_front
-from .progress import Cancelled, CancelToken, Progress
+from .progress import CancelToken
 from .project import ROOT_ID, Project
-from .search_space import SearchSpace, candidate_key, describe
+from .search_space import candidate_key
+from .search_types import (JOURNAL_VERSION, OBJECTIVES, SEARCH_DIR, CandidateResult, SearchConfig, SearchProgress,
+                           SearchResult)
 from .search_worker import SUFFIXES, Job, init_worker, run_job
 from .variants import Step, Variant
 
-SEARCH_DIR = "search"
-JOURNAL_VERSION = 1
-OBJECTIVES = {"size": "bytes of the deployed ONNX file (measured)", "macs": "multiply-accumulates (counted)",
-              "params": "parameters (counted)", "latency": "p50 latency in ms on this machine (measured)"}
+__all__ = ["OBJECTIVES", "CandidateResult", "SearchConfig", "SearchProgress", "SearchResult", "load_results",
+           "search", "search_folder", "step_key"]
+
 POLL_S = 0.2  # how often the scheduler looks at the cancel token while workers run
-
-
-class SearchConfig(BaseModel):
-    """What to search, how, and the constraint. Everything but ``workers`` and ``trials`` (and ``max_drop`` for a
-    grid, whose figures do not depend on it) must stay the same for a search to resume under its name."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="names search/NAME.json and .db")
-    space: SearchSpace
-    parent: str = Field(ROOT_ID, description="the variant every candidate starts from")
-    strategy: Literal["grid", "optuna"] = "grid"
-    sampler: Literal["tpe", "nsga2"] = Field("tpe", description="optuna's multi-objective sampler")
-    trials: int = Field(20, ge=1, le=100000, description="optuna: trials in the study in all (a resume adds the rest)")
-    minimise: Literal["size", "macs", "params", "latency"] = "size"
-    max_drop: float = Field(1.0, ge=0, description="top-1 points a candidate may lose against the parent")
-    workers: int = Field(1, ge=1, le=64, description="worker processes evaluating candidates")
-    latency_runs: int = Field(0, ge=0, le=100000, description="timed runs of local latency per candidate (0: none)")
-
-    @model_validator(mode="after")
-    def _latency_when_minimised(self) -> "SearchConfig":
-        if self.minimise == "latency" and self.latency_runs == 0:
-            self.latency_runs = 100
-        return self
-
-    def identity(self) -> dict:
-        skip = {"workers", "trials"} | ({"max_drop"} if self.strategy == "grid" else set())
-        return self.model_dump(mode="json", exclude=skip)
-
-
-@dataclass
-class CandidateResult:
-    """One finished candidate. ``variant_id`` is its final variant (the parent itself when it has no steps);
-    ``chain`` the variants its steps made or reused; ``steps_run`` how many steps workers ran for it in this run
-    (0: everything was reused). ``drop`` is in top-1 points against the parent."""
-
-    key: str
-    values: dict[str, Any]
-    steps: list[dict]
-    status: str = "done"  # done | failed
-    variant_id: str | None = None
-    chain: list[str] = field(default_factory=list)
-    size_bytes: int | None = None
-    params: int | None = None
-    macs: int | None = None
-    latency_p50: float | None = None
-    top1: float | None = None
-    drop: float | None = None
-    feasible: bool = False
-    pareto: bool = False
-    steps_run: int = 0
-    trial: int | None = None
-    error: str = ""
-
-    @property
-    def label(self) -> str:
-        return describe(self.values)
-
-    def cost(self, minimise: str) -> float | None:
-        return {"size": self.size_bytes, "macs": self.macs, "params": self.params,
-                "latency": self.latency_p50}[minimise]
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CandidateResult":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-
-@dataclass(frozen=True)
-class SearchProgress(Progress):
-    """Progress with the candidate that just finished (None for other messages), for live tables and charts."""
-
-    candidate: CandidateResult | None = None
-    done: int = 0
-    total: int = 0
-
-
-@dataclass
-class SearchResult:
-    config: SearchConfig
-    parent: CandidateResult
-    candidates: list[CandidateResult]
-    best: CandidateResult | None
-    steps_run: int = 0
-
-    @property
-    def pareto(self) -> list[CandidateResult]:
-        return [c for c in self.candidates if c.pareto]
-
-    def to_json(self) -> dict:
-        c = self.config
-        return {"name": c.name, "strategy": c.strategy, "space": c.space.to_doc(), "parent": self.parent.to_dict(),
-                "minimise": c.minimise, "objective": OBJECTIVES[c.minimise], "max_drop": c.max_drop,
-                "candidates": [x.to_dict() for x in self.candidates], "pareto": [x.key for x in self.pareto],
-                "best": self.best.to_dict() if self.best else None, "steps_run": self.steps_run}
 
 
 def search_folder(project: Project) -> Path:
@@ -229,9 +130,7 @@ class _Search:
         self._work: Path | None = None
         self._queue: list[_Item] = []
         self._latency = None
-        self._storage = None
-        self._study = None
-        self._asked: dict[int, Any] = {}  # optuna trials asked and not told yet
+        self._study = None  # an OptunaStudy while an optuna search runs
 
     # ---- set-up ------------------------------------------------------------------------------------------------
     def _fingerprint(self) -> str:
@@ -479,7 +378,7 @@ class _Search:
         self.results[result.key] = result
         self._write_journal()
         if item.trial is not None:
-            self._tell(item.trial, result)
+            self._study.tell(item.trial, result)
             item.trial = None
         return result
 
@@ -550,9 +449,6 @@ class _Search:
             if item.future is not None:
                 item.future.cancel()
         self._queue.clear()
-        for trial in list(self._asked.values()):
-            self._requeue(trial.number, trial.params)
-        self._asked.clear()
         if self._executor is not None:
             self._event.set()  # running workers stop at their next check
             # Idle workers exit on their own (torch's exit takes a second or two); running ones are waited for.
@@ -561,9 +457,9 @@ class _Search:
         if self._work is not None:
             shutil.rmtree(self._work, ignore_errors=True)
             self._work = None
-        if self._storage is not None:
-            self._storage.engine.dispose()  # release the SQLite file (Windows cannot remove an open one)
-            self._storage = None
+        if self._study is not None:
+            self._study.close()  # trials asked and not told are asked again next time
+            self._study = None
 
     # ---- strategies ----------------------------------------------------------------------------------------------
     def _grid(self) -> Generator[SearchProgress, None, None]:
@@ -576,81 +472,18 @@ class _Search:
         yield from self._run_batch(todo, reorder=True)
 
     def _optuna(self) -> Generator[SearchProgress, None, None]:
-        import optuna
-        from optuna.trial import TrialState
+        from .search_optuna import OptunaStudy
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         c = self.config
-        db = search_folder(self.project) / f"{c.name}.db"
-        db.parent.mkdir(parents=True, exist_ok=True)
-        self._storage = optuna.storages.RDBStorage(f"sqlite:///{db.resolve()}")
-        study = optuna.create_study(storage=self._storage, study_name=c.name, directions=["minimize", "minimize"],
-                                    load_if_exists=True)
-        self._study = study
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):  # left by a crash or a kill
-            self._requeue(t.number, t.params)
-
-        def finished() -> int:
-            return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
-                       if not t.user_attrs.get("requeued"))
-
-        seed = self.project.seed + len(study.get_trials(deepcopy=False))  # a resumed sampler draws new points
-        study.sampler = _sampler(c, seed)
+        self._study = OptunaStudy(search_folder(self.project) / f"{c.name}.db", c, self.project.seed)
         self.total = c.trials
-        self.done = min(finished(), c.trials)
+        self.done = min(self._study.finished(), c.trials)
         yield SearchProgress(self.done / c.trials, f"optuna: {c.trials - self.done} of {c.trials} trials to go",
                              done=self.done, total=c.trials)
-        while finished() < c.trials:
+        while self._study.finished() < c.trials:
             self.token.check()
-            batch = []
-            for _ in range(min(c.workers, c.trials - finished())):
-                trial = study.ask()
-                self._asked[trial.number] = trial
-                batch.append((self._suggest(trial), trial))
+            batch = [self._study.ask() for _ in range(min(c.workers, c.trials - self._study.finished()))]
             yield from self._run_batch(batch, reorder=False)
-
-    def _suggest(self, trial) -> dict[str, Any]:
-        from .search_space import ChoiceDimension, _round
-
-        values = {}
-        for d in self.config.space.dimensions:
-            if isinstance(d, ChoiceDimension) or d.values is not None:
-                values[d.name] = trial.suggest_categorical(d.name, d.grid())
-            elif d.integer:
-                values[d.name] = trial.suggest_int(d.name, int(d.low), int(d.high), step=max(1, int(d.step)))
-            else:
-                values[d.name] = _round(trial.suggest_float(d.name, d.low, d.high, step=d.step))
-        return values
-
-    def _tell(self, trial, result: CandidateResult) -> None:
-        from optuna.trial import TrialState
-
-        self._asked.pop(trial.number, None)
-        cost = result.cost(self.config.minimise)
-        if result.status != "done" or cost is None or result.drop is None:
-            self._study.tell(trial, state=TrialState.FAIL)
-            return
-        trial.set_constraint("max_drop", result.drop - self.config.max_drop)  # feasible when <= 0
-        trial.set_user_attr("candidate", result.key)
-        self._study.tell(trial, [float(cost), float(result.drop)])
-
-    def _requeue(self, number: int, params: dict) -> None:
-        """An asked trial that never finished: close it as failed (marked) and ask for its point again."""
-        from optuna.trial import TrialState
-
-        study = self._study
-        trial_id = self._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
-        self._storage.set_trial_user_attr(trial_id, "requeued", True)
-        self._storage.set_trial_state_values(trial_id, TrialState.FAIL)
-        study.enqueue_trial(params)
-
-
-def _sampler(config: SearchConfig, seed: int):
-    import optuna
-
-    if config.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=max(4, min(50, config.trials // 3)), seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)  # both read the trials' constraints (Trial.set_constraint)
 
 
 def _suffix(rel: str) -> str:

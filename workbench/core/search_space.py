@@ -28,7 +28,7 @@ SPACE_VERSION = 1
 Scalar = Union[bool, int, float, str]
 
 
-def _round(value: Any) -> Any:
+def round_value(value: Any) -> Any:
     """Grid and sampler floats as people write them (0.3, not 0.30000000000000004): they name variants and keys."""
     return round(value, 6) if isinstance(value, float) else value
 
@@ -65,10 +65,10 @@ class ParamDimension(BaseModel):
 
     def grid(self) -> list[Any]:
         if self.values is not None:
-            return [_round(v) for v in self.values]
+            return [round_value(v) for v in self.values]
         count = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
         points = [self.low + i * self.step for i in range(count)]
-        return [int(round(p)) for p in points] if self.integer else [_round(p) for p in points]
+        return [int(round(p)) for p in points] if self.integer else [round_value(p) for p in points]
 
     def steps_for(self, value: Any) -> list[Step]:
         if self.skip is not None and value == self.skip:
@@ -151,7 +151,7 @@ class SearchSpace(BaseModel):
 
 def candidate_key(values: dict[str, Any]) -> str:
     """A stable text key of one candidate's values (journal and optuna match candidates by it)."""
-    return json.dumps({k: _round(v) for k, v in values.items()}, sort_keys=True)
+    return json.dumps({k: round_value(v) for k, v in values.items()}, sort_keys=True)
 
 
 def describe(values: dict[str, Any]) -> str:
