@@ -312,6 +312,18 @@ class _Search:
         todo = list(todo)
         while todo or self._queue:
             self.token.check()
+            recorded = False
+            while self._queue and self._queue[0].finished():  # first record, so reuse sees the new variants
+                if self._retry_broken(self._queue[0]):
+                    continue
+                result = self._record(self._queue.pop(0))
+                if result is not None:
+                    self.done += 1
+                    recorded = True
+                    yield SearchProgress(self.done / max(1, self.total), f"{result.label}: {_summary(result)}",
+                                         _metrics(result), candidate=result, done=self.done, total=self.total)
+            if recorded:
+                continue  # a Stop pressed meanwhile is seen before anything new is submitted
             while todo and self._running() < self.config.workers:
                 pick = next((i for i, (values, _) in enumerate(todo if reorder else todo[:1])
                              if not self._blocked(self.config.space.steps(values))), None)
@@ -319,21 +331,9 @@ class _Search:
                     break
                 values, trial = todo.pop(pick)
                 yield from self._submit(values, trial)
-            recorded = False
-            while self._queue and self._queue[0].finished():
-                if self._retry_broken(self._queue[0]):
-                    continue
-                item = self._queue.pop(0)
-                result = self._record(item)
-                if result is not None:
-                    self.done += 1
-                    recorded = True
-                    yield SearchProgress(self.done / max(1, self.total), f"{result.label}: {_summary(result)}",
-                                         _metrics(result), candidate=result, done=self.done, total=self.total)
-            if not recorded and self._queue:
-                pending = [i.future for i in self._queue if i.future is not None and not i.future.done()]
-                if pending:
-                    cf.wait(pending, timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
+            pending = [i.future for i in self._queue if i.future is not None and not i.future.done()]
+            if pending and not self._queue[0].finished():
+                cf.wait(pending, timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
 
     def _retry_broken(self, item: _Item) -> bool:
         """A worker process that died (a crash in native code, out of memory) breaks the whole pool and every job
