@@ -528,6 +528,9 @@ def cmd_agent(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # in a frozen app, search's worker processes start through this entry point
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
