@@ -159,6 +159,25 @@ def test_stop_then_resume_redoes_nothing_and_one_worker_matches_two(grid2, tmp_p
     assert load_results(project, "tiny").best.key == result.best.key
 
 
+def test_a_failing_candidate_is_journalled_and_the_search_goes_on(grid2):
+    # fake quantization edits PyTorch layers: after int8 (an ONNX file) it fails, in the worker, with a message
+    space = SearchSpace(name="fails", dimensions=[
+        ChoiceDimension(name="first", options={"int8": [{"method": "quantize.int8_static", "params": INT8}]}),
+        ChoiceDimension(name="then", options={"none": [], "w4": [{"method": "quantize.bits",
+                                                                   "params": {"weight_bits": 4}}]})])
+    before = dict(grid2.project.variants)
+    config = SearchConfig(name="fails", space=space, workers=2, max_drop=MAX_DROP)
+    result, seen = drive(search(grid2.project, config))
+    ok, failed = result.candidates
+    assert ok.status == "done" and ok.steps_run == 0  # int8 on the base model exists: reused
+    assert failed.status == "failed" and "ONNX" in failed.error and failed.chain == [ok.variant_id]
+    assert result.best.key == ok.key and dict(grid2.project.variants) == before
+    journal = json.loads((search_folder(grid2.project) / "fails.json").read_text())
+    assert [c["status"] for c in journal["candidates"]] == ["done", "failed"]
+    again, rerun = drive(search(grid2.project, config))
+    assert rerun == [] and again.candidates[1].status == "failed"  # a resume does not retry it
+
+
 def test_a_changed_search_under_the_same_name_is_refused(grid2):
     other = SearchConfig(name="tiny", space=pruning_x_bits(ratios=[0.0, 0.2], bits=["fp32"]), workers=2)
     with pytest.raises(WorkbenchError, match="another space"):
