@@ -33,6 +33,18 @@ def test_exact_fused_and_scoped_names_land_on_layers_and_the_rest_is_reported(on
     assert source.value(graph, other) is None
 
 
+def test_a_fused_kernel_named_after_its_activation_goes_to_the_convolution(onnx_graph):
+    graph = onnx_graph
+    edges = {(e.src, e.dst) for e in graph.edges}
+    conv, relu = next((a, b) for a, b in edges if graph.nodes[a].op_type == "Conv"
+                      and graph.nodes[b].op_type == "Relu")
+    # what ONNX Runtime's NCHWc pass reports for Conv+Relu: the Relu's output name, op type Conv
+    times = map_ops(graph, [{"name": graph.nodes[relu].name + "_output_0_nchwc", "op_type": "Conv",
+                             "total_ms": 1.5},
+                            {"name": "fused " + graph.nodes[relu].name, "op_type": "Relu", "total_ms": 0.1}])
+    assert times.per_node == {conv: 1.5, relu: 0.1}
+
+
 def test_real_profile_of_the_local_device_covers_most_of_the_time(onnx_graph, small_cnn):
     from workbench.devices.base import BenchConfig
     from workbench.devices.local import LocalDevice
@@ -41,3 +53,5 @@ def test_real_profile_of_the_local_device_covers_most_of_the_time(onnx_graph, sm
     times = map_ops(onnx_graph, report.ops, report.device)
     assert report.ops and times.total_ms > 0
     assert times.matched_share > 0.5, [op.name for op in report.ops]  # conv/gemm time found its layers
+    convs = [i for i, n in enumerate(onnx_graph.nodes) if n.op_type == "Conv"]
+    assert all(i in times.per_node for i in convs)  # every convolution got its kernel's time

@@ -38,6 +38,26 @@ def _scope_of(name: str) -> str | None:
     return parts[-2] if len(parts) >= 2 else None
 
 
+def _kernel_type(op_type: str) -> str:
+    """The layer op a kernel implements: FusedConv → Conv, QLinearConv → Conv, MatMulInteger → MatMul."""
+    t = op_type.removeprefix("Fused").removeprefix("QLinear")
+    return {"ConvInteger": "Conv", "MatMulInteger": "MatMul", "MatMulNBits": "MatMul"}.get(t, t)
+
+
+def _owner(graph: LayerGraph, producers: dict[int, list[int]], index: int, op_type: str) -> int:
+    """The node that ran a kernel of ``op_type``: the matched node, or its nearest producer (up to three back) of
+    that type. A fused kernel may carry the name of the last op it absorbed (Conv+Relu named after the Relu)."""
+    if not op_type or graph.nodes[index].op_type == op_type:
+        return index
+    frontier = [index]
+    for _ in range(3):
+        frontier = [p for i in frontier for p in producers.get(i, [])]
+        for i in frontier:
+            if graph.nodes[i].op_type == op_type:
+                return i
+    return index
+
+
 def map_ops(graph: LayerGraph, ops: Iterable, device: str = "") -> LayerTimes:
     """``ops``: objects or dicts with ``name`` and ``total_ms`` (a LatencyReport's per-node profile)."""
     by_name = {n.name: i for i, n in enumerate(graph.nodes)}
@@ -45,17 +65,24 @@ def map_ops(graph: LayerGraph, ops: Iterable, device: str = "") -> LayerTimes:
     for i, n in enumerate(graph.nodes):
         if n.scope and (n.scope not in heaviest or n.macs > graph.nodes[heaviest[n.scope]].macs):
             heaviest[n.scope] = i
+    producers: dict[int, list[int]] = {}
+    for e in graph.edges:
+        producers.setdefault(e.dst, []).append(e.src)
     times = LayerTimes(device=device)
     for op in ops:
         name = op["name"] if isinstance(op, dict) else op.name
+        op_type = (op.get("op_type", "") if isinstance(op, dict) else getattr(op, "op_type", "")) or ""
         ms = float(op["total_ms"] if isinstance(op, dict) else op.total_ms)
         times.total_ms += ms
+        base = _ORT_SUFFIX.sub("", name.removeprefix("fused ").strip())
         index = by_name.get(name)
         if index is None:
-            index = by_name.get(_ORT_SUFFIX.sub("", name))
+            index = by_name.get(base)
         if index is None:
-            scope = _scope_of(_ORT_SUFFIX.sub("", name))
+            scope = _scope_of(base)
             index = heaviest.get(scope) if scope else None
+        if index is not None:
+            index = _owner(graph, producers, index, _kernel_type(op_type))
         if index is None:
             times.unmatched_ms += ms
         else:

@@ -64,6 +64,12 @@ class MainWindow(QMainWindow):
         self.minimap = Minimap(self.graph_view, self)
         self.docks = {}
         self._dock("layers", "Layers", self.table, Qt.BottomDockWidgetArea)
+        from .experiments import ExperimentCharts
+
+        self.charts = ExperimentCharts(self)
+        self._dock("charts", "Charts", self.charts, Qt.BottomDockWidgetArea)
+        # split before anything is tabbed with the layers: Qt adds a split-off dock as a tab once they are tabbed
+        self.splitDockWidget(self.docks["layers"], self.docks["charts"], Qt.Horizontal)
         self._dock("log", "Log", self.log_panel, Qt.BottomDockWidgetArea)
         self.tabifyDockWidget(self.docks["layers"], self.docks["log"])
         self.docks["layers"].raise_()
@@ -90,14 +96,11 @@ class MainWindow(QMainWindow):
         self.sensitivity.layer_selected.connect(self.find_layer)
         self._dock("sensitivity", "Sensitivity", self.sensitivity, Qt.BottomDockWidgetArea)
         self.tabifyDockWidget(self.docks["training"], self.docks["sensitivity"])
-        from .experiments import ExperimentCharts, ProjectSignals, VariantsPanel
+        from .experiments import ProjectSignals, VariantsPanel
 
         self.variants_panel = VariantsPanel(self)
         self._dock("variants", "Variants", self.variants_panel, Qt.BottomDockWidgetArea)
         self.tabifyDockWidget(self.docks["layers"], self.docks["variants"])
-        self.charts = ExperimentCharts(self)
-        self._dock("charts", "Charts", self.charts, Qt.BottomDockWidgetArea)
-        self.splitDockWidget(self.docks["layers"], self.docks["charts"], Qt.Horizontal)
         from .latency_panel import LatencyPanel
 
         self.latency_panel = LatencyPanel(self)
@@ -1151,6 +1154,8 @@ class MainWindow(QMainWindow):
         self.graph_view.set_colors(colors)
         self.details.set_theme_colors(colors.node.name(), colors.text.name(), colors.selection.name())
         self.training.set_theme_colors(colors.node.name(), colors.text.name())
+        self.charts.set_theme_colors(colors.node.name(), colors.text.name(), colors.selection.name(),
+                                     colors.heat_high.name())
         self.minimap.setBackgroundBrush(colors.background)
         if self.theme_choice in self.theme_actions:
             self.theme_actions[self.theme_choice].setChecked(True)
