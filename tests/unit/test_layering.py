@@ -12,7 +12,8 @@ HEADLESS = ["workbench.core", "workbench.core.readers", "workbench.core.readers.
             "workbench.core.weights", "workbench.core.onnx_torch", "workbench.core.export",
             "workbench.core.export_checks", "workbench.core.export_writer", "workbench.core.export_card",
             "workbench.methods", "workbench.devices", "workbench.devices.local", "workbench.devices.agent",
-            "workbench.devices.int8_verdict", "workbench.cli"]
+            "workbench.devices.int8_verdict", "workbench.cli", "workbench.core.report_html",
+            "workbench.core.report_svg", "workbench.core.demo_pipeline"]
 
 
 def _modules_after_import(module: str) -> set[str]:

@@ -88,18 +88,20 @@ def run_demo(folder: Path, settings: DemoSettings | None = None,
     stages = demo_stages(settings)
     share = 1.0 / (len(stages) + 1)
     seconds: dict[str, float] = {}
-    t = time.perf_counter()
-    variants = {ROOT_ID: (yield from scaled(evaluate_variant(project, ROOT_ID, latency, token), 0.0, share,
-                                            "base model: "))}
-    seconds[ROOT_ID] = time.perf_counter() - t
-    project.save()
-    for i, stage in enumerate(stages, start=1):
+    try:  # a cancel or failure still saves what finished (and the stopped variant, marked by the runner)
         t = time.perf_counter()
-        parent = variants[stage.parent]
-        variants[stage.key] = yield from scaled(
-            run_step(project, parent.id, stage.step, measure_latency=latency, name=stage.name, token=token),
-            share * i, share * (i + 1), f"{i}/{len(stages)} {stage.name}: ")
-        seconds[variants[stage.key].id] = time.perf_counter() - t
+        variants = {ROOT_ID: (yield from scaled(evaluate_variant(project, ROOT_ID, latency, token), 0.0, share,
+                                                "base model: "))}
+        seconds[ROOT_ID] = time.perf_counter() - t
+        for i, stage in enumerate(stages, start=1):
+            t = time.perf_counter()
+            parent = variants[stage.parent]
+            variants[stage.key] = yield from scaled(
+                run_step(project, parent.id, stage.step, measure_latency=latency, name=stage.name, token=token),
+                share * i, share * (i + 1), f"{i}/{len(stages)} {stage.name}: ")
+            seconds[variants[stage.key].id] = time.perf_counter() - t
+            project.save()
+    finally:
         project.save()
     seconds["total"] = time.perf_counter() - started
     write_atomic(project.folder / RUN_LOG, json.dumps({"settings": asdict(settings), "seconds": seconds}, indent=1))

@@ -191,7 +191,7 @@ def layer_bars_svg(bars: Sequence[LayerBar], total_macs: int, title: str, note: 
         parts.append(f'<rect x="{name_w}" y="{y + 2}" width="{w:.1f}" height="{row - 4}" '
                      f'fill="{heat_color(b.macs / peak)}" stroke="#d9480f" stroke-width="0.4"/>')
         share = 100 * b.macs / total_macs if total_macs else 0.0
-        parts.append(_text(name_w + w + 6, y + 11, f"{fmt(b.macs)}  ({share:.1f} %)", 10, MUTED))
+        parts.append(_text(name_w + w + 6, y + 11, f"{fmt(b.macs)} ({share:.1f} %)", 10, MUTED))
     if note:
         parts.append(_text(0, height - 10, note, 10, MUTED))
     return "".join(parts) + "</svg>"
