@@ -69,6 +69,7 @@ def bench_inspect() -> None:
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import bench_agent
+    import bench_demo
     import bench_experiments
     import bench_gui
     import bench_layout
@@ -94,6 +95,8 @@ def main() -> None:
     bench_experiments.main()
     print("\n== device agent vs direct ONNX Runtime (same model, this machine, 1 thread)")
     bench_agent.main()
+    print("\n== workbench demo --headless (full settings, fresh process; target < 5 min)")
+    bench_demo.main()
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def test_demo_writes_a_project_with_four_measured_variants(demo_out):
     assert project.variant(tuned.parent).step.method == "prune.channels"
     assert tuned.size_bytes.value < 0.5 * project.variant("base").size_bytes.value
     log = json.loads((out / "project" / "demo-run.json").read_text())
-    assert set(log["seconds"]) == {v.id for v in variants} | {"total"}
+    assert set(log["seconds"]) == {v.id for v in variants} | {"latency", "total"}
     assert "demo pipeline:" in stdout and "report.html" in stdout and "report.pdf" in stdout
 
 

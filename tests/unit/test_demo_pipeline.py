@@ -28,7 +28,9 @@ def test_cancel_keeps_what_finished(tmp_path):
             if progress.message.startswith("1/4"):  # the base model is measured; pruning starts
                 token.cancel()
     project = Project.open(tmp_path / "demo")
-    assert project.variant(ROOT_ID).status == "done" and project.variant(ROOT_ID).latency[-1].runs == 5
+    base = project.variant(ROOT_ID)
+    assert base.status == "done" and base.accuracy_on().samples == 1000
+    assert base.latency == ()  # every variant is timed at the end, together
     assert [v.status for v in project.variants.values() if v.id != ROOT_ID] == ["cancelled"]
     assert not (tmp_path / "demo" / "demo-run.json").exists()
 

@@ -93,8 +93,8 @@ def _variants_table(rows: list[Row], names: dict[str, str]) -> str:
     lats = {_latency_detail(r.latency) for r in rows if r.latency}
     acc_head = f"<br><span class='prov'>{next(iter(accs))[0]:,} samples</span>" if len(accs) == 1 else ""
     lat_head = f"<br><span class='prov'>{escape(next(iter(lats)))}</span>" if len(lats) == 1 else ""
-    head = ("<tr><th>Variant</th><th>Made from</th><th class='num'>Params</th><th class='num'>MACs</th>"
-            f"<th class='num'>Size on disk</th><th class='num'>Top-1{acc_head}</th><th class='num'>Top-5{acc_head}</th>"
+    head = ("<tr><th width='90'>Variant</th><th width='120'>Made from</th><th class='num'>Params</th>"
+            f"<th class='num'>MACs</th><th class='num'>Size on disk</th><th class='num'>Top-1{acc_head}</th><th class='num'>Top-5{acc_head}</th>"
             f"<th class='num'>Latency p50{lat_head}</th><th class='num'>p90</th></tr>")
     body = []
     for r in rows:
@@ -245,11 +245,13 @@ def _recipes(project: Project, rows: list[Row]) -> str:
             text = dump_recipe(recipe_from_lineage(project, v.id))
         except WorkbenchError as exc:
             text = f"# cannot write this recipe: {exc.one_line()}"
-        out.append(f"<h3>{escape(v.name)}</h3><pre>{escape(text)}</pre>")
+        out.append(f'<td class="recipe"><h3>{escape(v.name)}</h3><pre>{escape(text)}</pre></td>')
     if not out:
         return '<p class="muted">No finished variant yet.</p>'
+    rows = "".join("<tr>" + "".join(out[i:i + 3]) + "</tr>" for i in range(0, len(out), 3))
     return ("<p>Each recipe replays one branch of the tree with <code>workbench run RECIPE.yaml</code> "
-            "(same seed, same steps, every variant measured again).</p>" + "".join(out))
+            "(same seed, same steps, every variant measured again).</p>"
+            f'<table class="recipes">{rows}</table>')
 
 
 def _measurement(rows: list[Row], env: dict[str, str]) -> str:
@@ -324,7 +326,8 @@ def _timings(log: dict | None, names: dict[str, str]) -> str:
     if not log:
         return ""
     seconds = log.get("seconds", {})
-    pairs = [(names.get(k, k) if k != "total" else "Total", f"{s:.1f} s") for k, s in seconds.items()]
+    labels = {**names, "latency": "latency of every variant (interleaved)", "total": "Total"}
+    pairs = [(labels.get(k, k), f"{s:.1f} s") for k, s in seconds.items()]
     settings = ", ".join(f"{k}={v}" for k, v in (log.get("settings") or {}).items())
     return ("<h2>How long the demo took</h2>" + (f"<p>Settings: <code>{escape(settings)}</code></p>" if settings
                                                   else "") + _table(pairs))
@@ -360,6 +363,7 @@ pre{background:#f7f8fa;border:1px solid #e4e7eb;padding:10px 12px;font-size:12px
  font-family:"DejaVu Sans Mono",Menlo,Consolas,monospace;white-space:pre-wrap}
 code{font-family:"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:12px}
 ul{padding-left:20px} li{margin:4px 0}
+td.recipe{border:none;padding:0 12px 0 0;width:33%}
 footer{margin-top:30px;color:#7b8794;font-size:12px}
 """
 

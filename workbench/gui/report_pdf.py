@@ -11,7 +11,7 @@ import base64
 import re
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QMarginsF, QSize, QUrl
+from PySide6.QtCore import QByteArray, QMarginsF, QSize, QSizeF, QUrl
 from PySide6.QtGui import QColor, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QTextDocument
 from PySide6.QtSvg import QSvgRenderer
 
@@ -30,7 +30,8 @@ p.sub,.muted,.small,.prov,.label{color:#616e7c}
 table{border-collapse:collapse;font-size:11px}
 th{text-align:left;font-weight:700;color:#52606d;background-color:#f1f3f5;padding:4px;border-bottom:1px solid #cbd2d9}
 td{padding:4px;border-bottom:1px solid #e4e7eb}
-th.num,td.num{text-align:right;white-space:nowrap}
+th.num{text-align:right}
+td.num{text-align:right;white-space:nowrap}
 h2.newpage{page-break-before:always}
 td.good{color:#2b8a3e} td.bad{color:#c92a2a}
 .prov{font-size:9px}
@@ -107,6 +108,9 @@ def write_report_pdf(project: Project, path: Path, **options) -> Path:
                                      QPageLayout.Millimeter))
     writer.setTitle(doc.metaInformation(QTextDocument.DocumentTitle) or project.name)
     writer.setCreator("Model Workbench")
+    # Paginate here, to the page's printable area: the layout is then the one ``render_pages`` shows, and Qt does
+    # not add its own 2 cm margins on top of the page layout's.
+    doc.setPageSize(QSizeF(writer.width(), writer.height()))
     try:
         doc.print_(writer)
         del writer  # finishes the file
