@@ -94,7 +94,8 @@ def _variants_table(rows: list[Row], names: dict[str, str]) -> str:
     acc_head = f"<br><span class='prov'>{next(iter(accs))[0]:,} samples</span>" if len(accs) == 1 else ""
     lat_head = f"<br><span class='prov'>{escape(next(iter(lats)))}</span>" if len(lats) == 1 else ""
     head = ("<tr><th width='90'>Variant</th><th width='120'>Made from</th><th class='num'>Params</th>"
-            f"<th class='num'>MACs</th><th class='num'>Size on disk</th><th class='num'>Top-1{acc_head}</th><th class='num'>Top-5{acc_head}</th>"
+            f"<th class='num'>MACs</th><th class='num'>Size on disk</th><th class='num'>Top-1{acc_head}</th>"
+            f"<th class='num'>Top-5{acc_head}</th>"
             f"<th class='num'>Latency p50{lat_head}</th><th class='num'>p90</th></tr>")
     body = []
     for r in rows:
@@ -126,6 +127,13 @@ def _fronts(rows: list[Row]) -> tuple[set[str], set[str]]:
     return set(size), set(lat)
 
 
+def _speed(base_ms: float, ms: float, fmt: str) -> str:
+    """'1.58× faster' (or slower) than the base model."""
+    if base_ms >= ms:
+        return f"{base_ms / ms:{fmt}}× faster"
+    return f"{ms / base_ms:{fmt}}× slower"
+
+
 def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}×" if b else "–"
 
@@ -146,7 +154,7 @@ def _comparison_table(rows: list[Row], base: Row | None) -> str:
         macs = _ratio(v.macs.value, b.macs.value) if v.macs and b.macs and b.macs.value else "–"
         speed = "–"
         if r.latency and base.latency and r.latency.p50 > 0:
-            speed = f"{base.latency.p50 / r.latency.p50:.2f}× {'faster' if r.latency.p50 < base.latency.p50 else 'slower'}"
+            speed = _speed(base.latency.p50, r.latency.p50, ".2f")
         front = ", ".join(name for name, ids in (("size", size_front), ("latency", lat_front)) if v.id in ids)
         cls = "good" if delta >= -1.0 else "bad"
         body.append(f"<tr><td><b>{escape(v.name)}</b></td><td class='num {cls}'>{delta:+.2f} points</td>"
@@ -175,13 +183,14 @@ def _cards(rows: list[Row], base: Row | None, dataset: str) -> str:
         v, b = best.variant, base.variant
         parts = [f"{b.size_bytes.value / v.size_bytes.value:.1f}× smaller"]
         if best.latency and base.latency:
-            parts.append(f"{base.latency.p50 / best.latency.p50:.1f}× {'faster' if best.latency.p50 <= base.latency.p50 else 'slower'}")
+            parts.append(_speed(base.latency.p50, best.latency.p50, ".1f"))
         cards.append(("Recommended", v.name, f"{best.top1 - base.top1:+.2f} points top-1 · " + " · ".join(parts)
                       + " (smallest within 1 point of the base)"))
     measured = sum(1 for r in rows if r.top1 is not None)
     cards.append(("Variants", f"{measured} measured", f"{len(rows)} in the project's tree"))
-    cells = '<td class="gap"></td>'.join(f'<td class="card"><span class="label">{escape(a)}</span><br><span class="big">{escape(b)}'
-                    f'</span><br><span class="small">{escape(c)}</span></td>' for a, b, c in cards)
+    cells = '<td class="gap"></td>'.join(
+        f'<td class="card"><span class="label">{escape(a)}</span><br><span class="big">{escape(b)}</span><br>'
+        f'<span class="small">{escape(c)}</span></td>' for a, b, c in cards)
     return f'<table class="cards"><tr>{cells}</tr></table>'
 
 
@@ -277,8 +286,8 @@ def _measurement(rows: list[Row], env: dict[str, str]) -> str:
         devices = sorted({(m.device, m.device_name, m.runs, m.threads) for m in lats})
         text = "; ".join(f"{escape(d)} ({escape(name or env.get('CPU', '?'))}): {runs} timed runs, {t} intra-op "
                          f"thread{'s' if t > 1 else ''}" for d, name, runs, t in devices)
-        items.append("<li><b>Latency</b> — ONNX Runtime, batch 1, the same ONNX file as for accuracy; untimed warm-up "
-                     f"runs first, then timed runs; p50 / p90 are the median and 90th percentile. {text}.</li>")
+        items.append("<li><b>Latency</b> — ONNX Runtime, batch 1, the same ONNX file as for accuracy; untimed "
+                     f"warm-up runs first, then timed runs; p50 / p90 are the median and 90th percentile. {text}.</li>")
     return "<ul>" + "".join(items) + "</ul>"
 
 

@@ -24,8 +24,9 @@ STEPS = (
     TourStep("2 · Prune", "In Compress, pick “Channel pruning”, set ratio 0.5 and press Apply. The new variant "
              "appears in Variants, measured: about a third of the size, but accuracy drops until it is "
              "fine-tuned — select it and apply “Fine-tune” (a few epochs).", "compress"),
-    TourStep("3 · Quantize", "Select the base model in Variants, pick “Int8 quantization (static, calibrated)” in Compress and Apply. It is "
-             "calibrated on the demo digits; the variant's latency is measured with ONNX Runtime here.", "variants"),
+    TourStep("3 · Quantize", "Select the base model in Variants, pick “Int8 quantization (static, calibrated)” in "
+             "Compress and Apply. It is calibrated on the demo digits; the variant's latency is measured with ONNX "
+             "Runtime here.", "variants"),
     TourStep("4 · Compare on the chart", "Charts plots accuracy against size or latency. Filled points are "
              "measured, hollow ones estimated; the dashed line is the Pareto front — the variants worth keeping.",
              "charts"),
