@@ -1,5 +1,5 @@
 """The ``workbench`` command: the desktop app (default), ``inspect``, ``methods``, ``apply``, ``run``, ``export``,
-``archs``, ``bench`` and ``agent``."""
+``archs``, ``bench``, ``agent``, ``report`` and ``demo``."""
 
 from __future__ import annotations
 
