@@ -13,7 +13,9 @@ HEADLESS = ["workbench.core", "workbench.core.readers", "workbench.core.readers.
             "workbench.core.export_checks", "workbench.core.export_writer", "workbench.core.export_card",
             "workbench.core.datasets", "workbench.core.project", "workbench.core.runner", "workbench.core.recipes",
             "workbench.core.evaluation", "workbench.core.project_export", "workbench.methods", "workbench.devices",
-            "workbench.devices.local", "workbench.devices.agent", "workbench.devices.int8_verdict", "workbench.cli"]
+            "workbench.devices.local", "workbench.devices.agent", "workbench.devices.int8_verdict", "workbench.cli",
+            "workbench.core.report_html", "workbench.core.report_svg", "workbench.core.demo_pipeline",
+            "workbench.core.op_latency", "workbench.devices.compare"]
 
 
 def _modules_after_import(module: str) -> set[str]:
