@@ -110,3 +110,17 @@ def test_project_reopens_after_a_crash_with_everything_saved(qtbot, make_window,
     assert not (folder / ".project.json.abc.tmp").exists()
     assert second.current_variant == pruned.id and "interrupted" in second.variants_panel.items["v9"].text(2)
     QApplication.processEvents()
+
+
+def test_report_and_package_from_the_file_menu(qtbot, window, tmp_path):
+    _open_demo(qtbot, window)
+    html = window.export_report(tmp_path / "report.html")
+    text = html.read_text()
+    assert "base model" in text and "98.90" in text and "measured" in text
+    window.export_package()
+    dialog = window.export_dialog
+    dialog.out_edit.setText(str(tmp_path / "pkg"))
+    with qtbot.waitSignal(dialog.exported, timeout=120000):
+        dialog.start()
+    assert (tmp_path / "pkg" / "deploy.json").is_file() and (tmp_path / "pkg" / "infer.py").is_file()
+    dialog.close()

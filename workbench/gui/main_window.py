@@ -221,6 +221,8 @@ class MainWindow(QMainWindow):
                      None, file_menu)
         self._action("&Export deployment package…", self.export_package, None, file_menu,
                      "ONNX fp32 (and int8) with deploy.json, a model card, infer.py and the evidence")
+        self._action("Export &report…", self.export_report, None, file_menu,
+                     "One self-contained HTML (or PDF) report of the project's variants, charts and recipes")
         file_menu.addSeparator()
         self._action("&Quit", self.close, QKeySequence.Quit, file_menu)
 
@@ -711,6 +713,17 @@ class MainWindow(QMainWindow):
         t.finished.connect(done)
         t.failed.connect(lambda exc: (self.latency_panel.set_busy(False), self.latency_panel.result.setText(
             "Failed: " + (exc.one_line() if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"))))
+
+    def export_report(self, path=None):
+        """File › Export report (HTML or PDF by the file name); saves the project first so the report is current."""
+        from .report_actions import export_report
+
+        if self.project is not None:
+            self.autosave()
+        written = export_report(self.project, path, self)
+        if written is not None:
+            self.statusBar().showMessage(f"Report written: {written}", 8000)
+        return written
 
     def export_package(self) -> None:
         """File › Export deployment package: the current variant, with its figures and recipe."""
