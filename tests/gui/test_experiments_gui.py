@@ -50,6 +50,12 @@ def test_variants_charts_undo_compare_and_recipe(qtbot, window, tmp_path):
     window.save_recipe(pruned.id)
     recipe = load_recipe(target)
     assert [s.method for s in recipe.steps] == ["prune.channels"] and recipe.steps[0].params["ratio"] == 0.3
+    from workbench.core.methods import run_to_end
+    from workbench.core.recipes import run_recipe
+
+    replay = run_to_end(run_recipe(recipe, tmp_path, tmp_path / "replay")).variants  # what `workbench run` does
+    assert [v.accuracy[-1].top1 for v in replay] == [window.project.variant(i).accuracy[-1].top1
+                                                     for i in ("base", pruned.id)]  # the GUI's figures, exactly
 
     # undo takes the run back (chart and table follow); redo restores it
     with qtbot.waitSignal(window.view_ready, timeout=60000):  # the shown model goes back to the base
