@@ -130,3 +130,32 @@ def test_report_and_package_from_the_file_menu(qtbot, window, tmp_path):
         dialog.start()
     assert (tmp_path / "pkg" / "deploy.json").is_file() and (tmp_path / "pkg" / "infer.py").is_file()
     dialog.close()
+
+
+def test_an_agent_killed_mid_measurement_is_reported_and_the_window_stays_usable(qtbot, window, tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from agent_process import AgentProcess
+
+    _open_demo(qtbot, window)
+    agent = AgentProcess(tmp_path / "store")
+    try:
+        devices = window.latency_panel.devices
+        devices.host.setText(agent.host)
+        devices.port.setValue(agent.port)
+        devices.token.setText(agent.token)
+        device = devices.add_from_form()
+        assert [d["name"] for d in window.project.devices] == [device.name]  # the project keeps its agents
+        window.measure_on_device(device, 200000)  # long enough to be killed while it runs
+        agent.wait_until_busy(timeout=60)
+        agent.kill()
+        qtbot.waitUntil(lambda: window.latency_panel.all_button.isEnabled(), timeout=60000)
+        text = window.latency_panel.result.text()
+        assert text.startswith("Failed:") and device.name in text and "unchanged" in text
+        assert not [m for m in window.project.variant("base").latency if m.device == device.name]
+        window.find_layer("conv")  # the window still answers
+        assert window.table.selected_node() is not None
+    finally:
+        agent.kill()
