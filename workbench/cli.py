@@ -1,5 +1,5 @@
 """The ``workbench`` command: the desktop app (default), ``inspect``, ``methods``, ``apply``, ``run``, ``export``,
-``archs``, ``bench``, ``agent`` and ``search``."""
+``archs``, ``bench``, ``agent``, ``report``, ``demo`` and ``search``."""
 
 from __future__ import annotations
 
@@ -110,6 +110,23 @@ def build_parser() -> argparse.ArgumentParser:
     ag.add_argument("--max-upload-mb", type=float, help="largest model accepted, MiB (default 512)")
     ag.add_argument("--job-timeout", type=float, help="seconds one job may run (default 600)")
     ag.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    rp = sub.add_parser("report", help="write a project's report: one self-contained HTML file, or a PDF")
+    rp.add_argument("project", help="project folder (holds project.json)")
+    rp.add_argument("--out", required=True, metavar="FILE.html|FILE.pdf", help="the report file")
+    rp.add_argument("--device", help="whose latency to show (default: each variant's latest measurement)")
+    rp.add_argument("--title", help="report title (default: the project's name)")
+    rp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+
+    dm = sub.add_parser("demo", help="open the app on a demo project; --headless runs the demo pipeline and "
+                                     "writes its report")
+    dm.add_argument("--headless", action="store_true",
+                    help="no window: prune + fine-tune, int8, distil the demo model, measure all, write the report")
+    dm.add_argument("--out", metavar="DIR", help="folder for the demo project (and, headless, report.html/.pdf); "
+                                                 "default: a demo folder in the user's cache")
+    dm.add_argument("--quick", action="store_true", help="headless: one epoch per training step and fewer timed "
+                                                         "runs (a first look in seconds; lower accuracy)")
+    dm.add_argument("--no-tour", action="store_true", help="open the app without the guided tour")
+    dm.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
 
     se = sub.add_parser("search", help="search pruning ratio x bit width (or a YAML space) for the smallest variant "
                                        "within --max-drop points of accuracy; exit 3 when none is")
@@ -516,6 +533,50 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    import os
+
+    from workbench.core.project import Project
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # a PDF needs Qt, never a display
+    from workbench.gui.report_actions import save_report
+
+    project = Project.open(Path(args.project))
+    path = save_report(project, Path(args.out), device=args.device, title=args.title)
+    print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    import os
+
+    from workbench.core.demo_pipeline import demo_folder
+
+    folder = Path(args.out) if args.out else demo_folder()
+    if not args.headless:
+        from workbench.core.demo_pipeline import prepare_demo_project
+        from workbench.gui.app import run
+
+        project = prepare_demo_project(folder)
+        return run(project=str(project.folder), tour=not args.no_tour)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from workbench.core.demo_pipeline import QUICK, DemoSettings, run_demo, summary_lines
+    from workbench.core.methods import run_to_end
+    from workbench.gui.report_actions import save_report
+
+    quiet = not sys.stderr.isatty()
+    result = run_to_end(run_demo(folder / "project", QUICK if args.quick else DemoSettings()),
+                        None if quiet else _progress_line)
+    if not quiet:
+        sys.stderr.write("\n")
+    for line in summary_lines(result):
+        print(line)
+    for name in ("report.html", "report.pdf"):
+        path = save_report(result.project, folder / name)
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_agent(args) -> int:
     from workbench.agent import server
 
@@ -545,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(["gui"] + (["--demo"] if args.demo else []) + (["--debug"] if debug else []))
     handler = {"inspect": cmd_inspect, "archs": cmd_archs, "gui": cmd_gui, "methods": cmd_methods,
                "apply": cmd_apply, "run": cmd_run, "export": cmd_export, "bench": cmd_bench,
-               "agent": cmd_agent, "search": cmd_search}[args.command]
+               "agent": cmd_agent, "report": cmd_report, "demo": cmd_demo, "search": cmd_search}[args.command]
     from workbench.core.errors import WorkbenchError
 
     try:

@@ -69,6 +69,7 @@ def bench_inspect() -> None:
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import bench_agent
+    import bench_demo
     import bench_experiments
     import bench_gui
     import bench_layout
@@ -98,6 +99,8 @@ def main() -> None:
     bench_agent.main()
     print("\n== Projects: evaluation cache, project.json save/open, recipe replay")
     bench_projects.main()
+    print("\n== workbench demo --headless (full settings, fresh process; target < 5 min)")
+    bench_demo.main()
     print("\n== Search: candidates per minute with 1 and 2 worker processes (demo, pruning x int8)")
     bench_search.main()
 

@@ -12,11 +12,12 @@ HEADLESS = ["workbench.core", "workbench.core.readers", "workbench.core.readers.
             "workbench.core.weights", "workbench.core.onnx_torch", "workbench.core.export",
             "workbench.core.export_checks", "workbench.core.export_writer", "workbench.core.export_card",
             "workbench.core.datasets", "workbench.core.project", "workbench.core.runner", "workbench.core.recipes",
-            "workbench.core.evaluation", "workbench.core.project_export",
-            "workbench.core.search", "workbench.core.search_space", "workbench.core.search_worker",
-            "workbench.core.search_types", "workbench.core.search_optuna",
-            "workbench.methods", "workbench.devices", "workbench.devices.local", "workbench.devices.agent",
-            "workbench.devices.int8_verdict", "workbench.cli"]
+            "workbench.core.evaluation", "workbench.core.project_export", "workbench.methods", "workbench.devices",
+            "workbench.devices.local", "workbench.devices.agent", "workbench.devices.int8_verdict", "workbench.cli",
+            "workbench.core.report_html", "workbench.core.report_svg", "workbench.core.demo_pipeline",
+            "workbench.core.op_latency", "workbench.devices.compare", "workbench.core.search",
+            "workbench.core.search_space", "workbench.core.search_worker", "workbench.core.search_types",
+            "workbench.core.search_optuna"]
 
 
 def _modules_after_import(module: str) -> set[str]:

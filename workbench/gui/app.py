@@ -22,8 +22,9 @@ def make_app():
 
 def run(model: str | None = None, demo: bool = False, shapes: list[str] | None = None, trust: bool = False,
         arch: str | None = None, screenshot: str | None = None, theme: str | None = None,
-        timeout_s: float = 300.0) -> int:
-    """Open the main window (optionally on a model) and run the event loop; returns the exit status."""
+        timeout_s: float = 300.0, project: str | None = None, tour: bool = False) -> int:
+    """Open the main window (optionally on a model, or a project folder, with the demo tour) and run the event
+    loop; returns the exit status."""
     app = make_app()
     from PySide6.QtCore import QSettings, QTimer
 
@@ -66,6 +67,13 @@ def run(model: str | None = None, demo: bool = False, shapes: list[str] | None =
         window.ask_trust = lambda path, problem: trust
         QTimer.singleShot(int(timeout_s * 1000), timeout)
     window.show()
+    if project:
+        window.open_project(project)
+    if tour:
+        from .demo_tour import DemoTour
+
+        window.tour = DemoTour(window)
+        window.tour.show()
     if demo:
         window.open_demo()
     elif model:

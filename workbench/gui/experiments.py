@@ -26,10 +26,21 @@ class ProjectSignals(QObject):
     changed = Signal(object)
 
 
+def _defaults(method_id: str) -> dict:
+    from workbench.core import methods
+
+    try:
+        return methods.get(method_id).parse_params({}).model_dump()
+    except Exception:  # noqa: BLE001 - an uninstalled plugin: show every parameter
+        return {}
+
+
 def step_text(v: Variant) -> str:
+    """The step with the parameters that differ from the method's defaults (the full set is in the tooltip)."""
     if v.step is None:
         return "—"
-    params = ", ".join(f"{k}={val}" for k, val in v.step.params.items())
+    defaults = _defaults(v.step.method)
+    params = ", ".join(f"{k}={val}" for k, val in v.step.params.items() if defaults.get(k, object()) != val)
     overrides = f" +{len(v.step.overrides)} per-layer" if v.step.overrides else ""
     return f"{v.step.method}" + (f" ({params})" if params else "") + overrides
 
@@ -138,7 +149,6 @@ class VariantsPanel(QWidget):
         """Rebuild the rows (cheap: a project holds tens to hundreds of variants)."""
         self._quiet = True
         try:
-            expanded_before = bool(self.items)
             self.tree.clear()
             self.items = {}
             pending = list(variants)
@@ -154,10 +164,9 @@ class VariantsPanel(QWidget):
                 if not progressed:
                     break
             self.tree.expandAll()
-            if not expanded_before:
-                for c in range(len(COLUMNS)):
-                    if c != 1:
-                        self.tree.resizeColumnToContents(c)
+            for c in range(len(COLUMNS)):
+                if c != 1:
+                    self.tree.resizeColumnToContents(c)
             if current in self.items:
                 self.items[current].setSelected(True)
                 self.tree.setCurrentItem(self.items[current])
@@ -176,7 +185,9 @@ class VariantsPanel(QWidget):
         item.setText(0, v.name)
         item.setToolTip(0, f"{v.id}: {v.name}")
         item.setText(1, step_text(v))
-        item.setToolTip(1, step_text(v))
+        if v.step is not None:
+            item.setToolTip(1, f"{v.step.method}: " + ", ".join(f"{k}={val}" for k, val in v.step.params.items())
+                            + (f"; per layer: {v.step.overrides}" if v.step.overrides else ""))
         item.setText(2, v.status)
         if v.error:
             item.setToolTip(2, v.error)

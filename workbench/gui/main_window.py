@@ -64,6 +64,12 @@ class MainWindow(QMainWindow):
         self.minimap = Minimap(self.graph_view, self)
         self.docks = {}
         self._dock("layers", "Layers", self.table, Qt.BottomDockWidgetArea)
+        from .experiments import ExperimentCharts
+
+        self.charts = ExperimentCharts(self)
+        self._dock("charts", "Charts", self.charts, Qt.BottomDockWidgetArea)
+        # split before anything is tabbed with the layers: Qt adds a split-off dock as a tab once they are tabbed
+        self.splitDockWidget(self.docks["layers"], self.docks["charts"], Qt.Horizontal)
         self._dock("log", "Log", self.log_panel, Qt.BottomDockWidgetArea)
         self.tabifyDockWidget(self.docks["layers"], self.docks["log"])
         self.docks["layers"].raise_()
@@ -90,14 +96,24 @@ class MainWindow(QMainWindow):
         self.sensitivity.layer_selected.connect(self.find_layer)
         self._dock("sensitivity", "Sensitivity", self.sensitivity, Qt.BottomDockWidgetArea)
         self.tabifyDockWidget(self.docks["training"], self.docks["sensitivity"])
-        from .experiments import ExperimentCharts, ProjectSignals, VariantsPanel
+        from .experiments import ProjectSignals, VariantsPanel
 
         self.variants_panel = VariantsPanel(self)
         self._dock("variants", "Variants", self.variants_panel, Qt.BottomDockWidgetArea)
         self.tabifyDockWidget(self.docks["layers"], self.docks["variants"])
-        self.charts = ExperimentCharts(self)
-        self._dock("charts", "Charts", self.charts, Qt.BottomDockWidgetArea)
-        self.splitDockWidget(self.docks["layers"], self.docks["charts"], Qt.Horizontal)
+        from .latency_panel import LatencyPanel
+
+        self.latency_panel = LatencyPanel(self)
+        scroll = QScrollArea(self)
+        scroll.setWidget(self.latency_panel)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self._dock("devices", "Devices", scroll, Qt.RightDockWidgetArea)
+        self.tabifyDockWidget(self.docks["compress"], self.docks["devices"])
+        self.latency_panel.measure_current.connect(self.measure_on_device)
+        self.latency_panel.measure_all.connect(self.measure_all_on_device)
+        self.latency_panel.int8_check.connect(self.check_int8)
+        self.latency_panel.devices.devices_changed.connect(self._sync_devices)
         self.docks["layers"].raise_()
         self.project = None
         self.current_variant: str | None = None
@@ -203,6 +219,10 @@ class MainWindow(QMainWindow):
                      "The data variants are measured, calibrated and fine-tuned on")
         self._action("Save &recipe of the current variant…", lambda: self.save_recipe(self.current_variant),
                      None, file_menu)
+        self._action("&Export deployment package…", self.export_package, None, file_menu,
+                     "ONNX fp32 (and int8) with deploy.json, a model card, infer.py and the evidence")
+        self._action("Export &report…", self.export_report, None, file_menu,
+                     "One self-contained HTML (or PDF) report of the project's variants, charts and recipes")
         file_menu.addSeparator()
         self._action("&Quit", self.close, QKeySequence.Quit, file_menu)
 
@@ -580,6 +600,151 @@ class MainWindow(QMainWindow):
         t.failed.connect(self._method_failed)
         t.cancelled.connect(self._method_cancelled)
 
+    # ---- devices, latency and export -----------------------------------------------------------------------
+    def _sync_devices(self, devices) -> None:
+        """The project keeps its agents (this machine is always there)."""
+        if self.project is None:
+            return
+        wanted = {d.name: {**d.to_dict(), "name": d.name} for d in devices if d.kind != "local"}
+        have = {d["name"] for d in self.project.devices}
+        for name in have - set(wanted):
+            self._project_call(lambda n=name: self.project.remove_device(n))
+        for name in set(wanted) - have:
+            self._project_call(lambda n=name: self.project.add_device(wanted[n]))
+
+    def measure_on_device(self, device, runs: int, variant_ids: list[str] | None = None) -> None:
+        """Latency of the current variant (or every done one, interleaved) on ``device``, recorded as measured."""
+        if self.project is None:
+            self.show_error("Open a model first.")
+            return
+        from workbench.core.runner import variant_artifact
+        from workbench.core.variants import LatencyMetric
+        from workbench.devices.base import BenchConfig
+        from workbench.devices.compare import measure_interleaved
+
+        project = self.project
+        ids = variant_ids or [self.current_variant or "base"]
+        ids = [i for i in ids if i == "base" or project.variant(i).status == "done"]
+        shown = self.state.graph if self.state is not None else None
+        current = self.current_variant
+
+        def task(token):
+            models = {}
+            for vid in ids:
+                yield Progress(None, f"Preparing {project.variant(vid).name}…")
+                variant = project.variant(vid)
+                if not variant.deploy:  # the base model before its first measurement: export it once
+                    from workbench.core.runner import measure
+
+                    variant = yield from measure(project, variant, token=token)
+                    project.update_variant(variant, f"Export {variant.name}")
+                models[vid] = variant_artifact(project, variant, deploy=True).path
+            rounds = 3 if len(models) > 1 else 1
+            reports = yield from measure_interleaved(device, models, BenchConfig(runs=runs, threads=1), rounds, token)
+            for vid, r in reports.items():
+                project.record_latency(vid, LatencyMetric(device.name, r.p50_ms, r.p90_ms, r.p99_ms, r.runs,
+                                                          r.threads, r.device_info.get("cpu_model", "")))
+            return reports
+
+        def done(reports) -> None:
+            self.latency_panel.set_busy(False)
+            lines = [f"{project.variant(vid).name}: p50 {r.p50_ms:.3f} ms (p90 {r.p90_ms:.3f}, p99 {r.p99_ms:.3f}; "
+                     f"{r.runs} runs, {r.threads} thread)" for vid, r in reports.items()]
+            self.latency_panel.result.setText(f"Measured on {device.name}:\n" + "\n".join(lines))
+            report = reports.get(current)
+            if report is not None and shown is not None and report.ops:
+                from workbench.core.op_latency import map_ops, register_latency_metric
+
+                times = map_ops(shown, report.ops, device.name)
+                register_latency_metric(shown, times)
+                self._refresh_metric_choices()
+                self.set_metric("latency")
+                log.info("Per-layer latency on %s: %.0f %% of the profiled time matched to layers", device.name,
+                         100 * times.matched_share)
+
+        self.latency_panel.set_busy(True)
+        self.latency_panel.result.setText(f"Measuring on {device.name}…")
+        t = self.experiment_task.start("latency", task)
+        t.progressed.connect(lambda p: self.latency_panel.result.setText(p.message))
+        t.finished.connect(done)
+        t.failed.connect(lambda exc: (self.latency_panel.set_busy(False), self.latency_panel.result.setText(
+            "Failed: " + (exc.one_line() if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}")
+            + " The GUI and the project are unchanged.")))
+        t.cancelled.connect(lambda: self.latency_panel.set_busy(False))
+
+    def measure_all_on_device(self, device, runs: int) -> None:
+        if self.project is None:
+            return
+        ids = [v.id for v in self.project.variants.values() if v.id == "base" or v.status == "done"]
+        self.measure_on_device(device, runs, ids)
+
+    def check_int8(self, device) -> None:
+        """Will int8 be faster on ``device``? From its ISA flags and, when the project has an int8 variant, that
+        variant's integer-kernel coverage (an estimate, labelled so)."""
+        project = self.project
+        int8 = [v for v in project.variants.values() if v.status == "done" and v.step is not None
+                and v.step.method == "quantize.int8_static"] if project else []
+
+        def task(token):
+            from workbench.devices.int8_verdict import int8_verdict
+
+            yield Progress(None, f"Asking {device.name} what it can do…")
+            info = device.describe()
+            coverage = None
+            if int8:
+                import tempfile
+
+                from workbench.core.runner import variant_artifact
+                from workbench.methods.quantize_int8 import integer_coverage
+
+                path = variant_artifact(project, int8[-1], deploy=True).path
+                with tempfile.TemporaryDirectory() as tmp:
+                    coverage = integer_coverage(path, Path(tmp))
+            return int8_verdict(info, coverage)
+
+        def done(verdict) -> None:
+            self.latency_panel.set_busy(False)
+            basis = f"with the coverage of {int8[-1].name}" if int8 else "(no int8 variant yet: from the CPU only)"
+            self.latency_panel.result.setText(f"{device.name}: {verdict.summary} {basis}.\n• "
+                                              + "\n• ".join(verdict.reasons))
+
+        self.latency_panel.set_busy(True)
+        t = self.experiment_task.start("int8 check", task)
+        t.finished.connect(done)
+        t.failed.connect(lambda exc: (self.latency_panel.set_busy(False), self.latency_panel.result.setText(
+            "Failed: " + (exc.one_line() if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"))))
+
+    def export_report(self, path=None):
+        """File › Export report (HTML or PDF by the file name); saves the project first so the report is current."""
+        from .report_actions import export_report
+
+        if self.project is not None:
+            self.autosave()
+        written = export_report(self.project, path, self)
+        if written is not None:
+            self.statusBar().showMessage(f"Report written: {written}", 8000)
+        return written
+
+    def export_package(self) -> None:
+        """File › Export deployment package: the current variant, with its figures and recipe."""
+        if self.project is None or self.current_variant is None:
+            self.show_error("Open a model first.")
+            return
+        from workbench.core.project_export import export_request_for_variant
+
+        from .export_dialog import ExportDialog
+
+        try:
+            request = export_request_for_variant(self.project, self.current_variant,
+                                                 Path.home() / f"{self.project.name}-package",
+                                                 log=lambda m: log.info("export: %s", m))
+        except WorkbenchError as exc:
+            self.show_error(exc.one_line())
+            return
+        self.export_dialog = ExportDialog(request, self)
+        self.export_dialog.exported.connect(lambda r: log.info("Exported %s", r.out))
+        self.export_dialog.show()
+
     # ---- projects and variants ----------------------------------------------------------------------------
     def _new_project(self, request: OpenRequest, graph) -> None:
         """Every opened model starts a project (autosaved in the session folder until saved elsewhere)."""
@@ -612,6 +777,7 @@ class MainWindow(QMainWindow):
     def _set_project(self, project, current: str | None) -> None:
         self.project = project
         self.current_variant = current
+        self.latency_panel.devices.load(project.devices)
         project.add_listener(self._project_listener)
         self._refresh_experiments()
         self._update_title()
@@ -625,9 +791,12 @@ class MainWindow(QMainWindow):
             return
         if change.kind in ("undo", "redo"):
             self.statusBar().showMessage(f"{change.kind.capitalize()}: {change.label}", 4000)
-        if self.current_variant not in self.project.variants:
-            self.current_variant = "base" if "base" in self.project.variants else None
+        gone = self.current_variant is not None and self.current_variant not in self.project.variants
+        if gone:  # undone or removed: show the base model instead
+            self.current_variant = None
         self._refresh_experiments()
+        if gone and "base" in self.project.variants:
+            self.open_variant("base")
 
     def _refresh_experiments(self) -> None:
         project = self.project
@@ -998,6 +1167,8 @@ class MainWindow(QMainWindow):
         self.graph_view.set_colors(colors)
         self.details.set_theme_colors(colors.node.name(), colors.text.name(), colors.selection.name())
         self.training.set_theme_colors(colors.node.name(), colors.text.name())
+        self.charts.set_theme_colors(colors.node.name(), colors.text.name(), colors.selection.name(),
+                                     colors.heat_high.name())
         self.minimap.setBackgroundBrush(colors.background)
         if self.theme_choice in self.theme_actions:
             self.theme_actions[self.theme_choice].setChecked(True)
@@ -1061,6 +1232,7 @@ class MainWindow(QMainWindow):
         """Cancel every task and wait for worker threads (a step in progress finishes in the background)."""
         for slot in (self.loader, self.relayout, self.details.tasks, self.methods_task, self.experiment_task):
             slot.shutdown()
+        self.latency_panel.shutdown()
         self.autosave_timer.stop()
         self.autosave()
         self.log_panel.detach()
