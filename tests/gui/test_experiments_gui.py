@@ -159,3 +159,21 @@ def test_an_agent_killed_mid_measurement_is_reported_and_the_window_stays_usable
         assert window.table.selected_node() is not None
     finally:
         agent.kill()
+
+
+def test_a_search_from_the_window_streams_its_variants_into_the_charts(qtbot, window):
+    _open_demo(qtbot, window)
+    panel = window.search_panel
+    panel.ratio_from.setValue(0.0)
+    panel.ratio_to.setValue(0.0)
+    for label, box in panel.bits.items():
+        box.setChecked(label in {"fp32", "int8"})
+    with qtbot.waitSignal(panel.finished, timeout=180000):
+        panel.start_button.click()
+        window.compress.select_method("prune.magnitude")
+        window.apply_method("prune.magnitude", {}, {}, "")  # refused while the search changes the project
+        assert "search is running" in window.last_error
+        window.error_box.close()
+    int8 = [v for v in window.project.variants.values() if v.step and v.step.method == "quantize.int8_static"]
+    assert len(int8) == 1 and int8[0].id in window.variants_panel.items
+    qtbot.waitUntil(lambda: int8[0].id in {p.id for p in window.charts.size_chart.plotted()}, timeout=5000)

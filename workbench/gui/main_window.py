@@ -110,6 +110,19 @@ class MainWindow(QMainWindow):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self._dock("devices", "Devices", scroll, Qt.RightDockWidgetArea)
         self.tabifyDockWidget(self.docks["compress"], self.docks["devices"])
+        from .search_panel import SearchPanel
+
+        self.search_panel = SearchPanel(self)
+        search_scroll = QScrollArea(self)
+        search_scroll.setWidget(self.search_panel)
+        search_scroll.setWidgetResizable(True)
+        search_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self._dock("search", "Search", search_scroll, Qt.RightDockWidgetArea)
+        self.tabifyDockWidget(self.docks["devices"], self.docks["search"])
+        self.search_panel.busy_elsewhere = lambda: self.methods_task.busy() or self.experiment_task.busy()
+        self.search_panel.failed.connect(lambda message: log.error("Search: %s", message))
+        self.search_panel.finished.connect(lambda result: log.info("Search finished: %s", result.best.label
+                                                                   if getattr(result, "best", None) else "no winner"))
         self.latency_panel.measure_current.connect(self.measure_on_device)
         self.latency_panel.measure_all.connect(self.measure_all_on_device)
         self.latency_panel.int8_check.connect(self.check_int8)
@@ -416,7 +429,7 @@ class MainWindow(QMainWindow):
             f"{request.path}: unexpected {type(exc).__name__}: {exc}"
         if not isinstance(exc, WorkbenchError):
             log.exception("Unexpected failure while opening", exc_info=exc)
-        self.show_error(message)
+        self.show_error(message, "Could not open the model")
         self.load_failed.emit(message)
 
     # Overridable for tests (and for headless use), so no modal dialog blocks.
@@ -427,10 +440,10 @@ class MainWindow(QMainWindow):
         dialog = InputShapeDialog(path, inputs, problem, self)
         return dialog.shapes() if dialog.exec() else None
 
-    def show_error(self, message: str) -> None:
+    def show_error(self, message: str, title: str = "Model Workbench") -> None:
         self.last_error = message
         log.error(message)
-        box = QMessageBox(QMessageBox.Warning, "Could not open the model", message, QMessageBox.Ok, self)
+        box = QMessageBox(QMessageBox.Warning, title, message, QMessageBox.Ok, self)
         box.setAttribute(Qt.WA_DeleteOnClose)
         box.open()  # window-modal, returns at once: the app keeps running
         self.error_box = box
@@ -523,6 +536,9 @@ class MainWindow(QMainWindow):
             method = get(method_id)
         except WorkbenchError as exc:
             self.show_error(exc.one_line())
+            return
+        if self.search_panel.slot.busy():
+            self.show_error("A search is running on this project: stop it (Search dock) before applying a step.")
             return
         if method.kind == "analysis" or self.project is None or self.current_variant is None:
             self._run_analysis(method_id, values, overrides, data_spec)
@@ -775,8 +791,11 @@ class MainWindow(QMainWindow):
             self.measure_variant(ROOT_ID)
 
     def _set_project(self, project, current: str | None) -> None:
+        if self.search_panel.slot.busy():
+            self.search_panel.shutdown()
         self.project = project
         self.current_variant = current
+        self.search_panel.set_project(project, "base")
         self.latency_panel.devices.load(project.devices)
         project.add_listener(self._project_listener)
         self._refresh_experiments()
@@ -1233,6 +1252,7 @@ class MainWindow(QMainWindow):
         for slot in (self.loader, self.relayout, self.details.tasks, self.methods_task, self.experiment_task):
             slot.shutdown()
         self.latency_panel.shutdown()
+        self.search_panel.shutdown()
         self.autosave_timer.stop()
         self.autosave()
         self.log_panel.detach()

@@ -48,6 +48,7 @@ class SearchPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        self.busy_elsewhere = lambda: False  # the window says when another task is changing the project
         self.project: Project | None = None
         self.parent_id = ROOT_ID
         self.slot = TaskSlot(self)
@@ -191,6 +192,9 @@ class SearchPanel(QWidget):
     # ---- running -------------------------------------------------------------------------------------------------
     def start(self) -> None:
         if self.project is None or self.slot.busy():
+            return
+        if self.busy_elsewhere():
+            self._fail("another step is running on this project: wait for it or cancel it, then start the search")
             return
         try:
             config = self.config()
