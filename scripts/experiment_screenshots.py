@@ -36,7 +36,7 @@ def main(out_dir: str) -> int:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    app = make_app()  # noqa: F841
+    app = make_app()
 
     def wait(signal=None, ms=300000, until=None):
         loop = QEventLoop()
@@ -88,6 +88,18 @@ def main(out_dir: str) -> int:
     window.apply_theme("dark", save=False)
     wait(ms=300)
     window.grab().save(str(out / "experiments-dark.png"))
+    window.apply_theme("light", save=False)
+    # the guided tour over the window: grab the whole screen so both show
+    from workbench.gui.demo_tour import DemoTour
+
+    window.move(0, 0)
+    tour = DemoTour(window)
+    tour.show()
+    tour.show_step(3)
+    tour.move(window.width() - tour.width() - 430, 120)
+    wait(ms=600)
+    app.primaryScreen().grabWindow(0).copy(0, 0, window.width(), window.height()).save(str(out / "tour.png"))
+    tour.close()
     print(f"saved {out}/experiments-*.png")
     window.close()
     close_shared_loader()
