@@ -12,7 +12,7 @@ HEADLESS = ["workbench.core", "workbench.core.readers", "workbench.core.readers.
             "workbench.core.weights", "workbench.core.onnx_torch", "workbench.core.export",
             "workbench.core.export_checks", "workbench.core.export_writer", "workbench.core.export_card",
             "workbench.methods", "workbench.devices", "workbench.devices.local", "workbench.devices.agent",
-            "workbench.devices.int8_verdict", "workbench.cli"]
+            "workbench.devices.int8_verdict", "workbench.cli", "workbench.core.child", "workbench.frozen"]
 
 
 def _modules_after_import(module: str) -> set[str]:
