@@ -1,6 +1,6 @@
 """Prove the desktop bundle starts: run its program from outside the checkout, with no Python environment, on the
 demo (inspect, the method registry, a local benchmark through the agent child, and a GUI screenshot that needs the
-model-reader child), and check the screenshot really shows a drawn graph.
+model-reader child), and check the screenshot differs from one of the empty window.
 
     python packaging/check_bundle.py dist/ModelWorkbench [--screenshot FILE.png]
 """
@@ -35,21 +35,16 @@ def run(program: Path, args: list[str], cwd: Path, env: dict, timeout: float = 3
     return proc.stdout
 
 
-def drawn_fraction(png: Path) -> float:
-    """Share of the window's pixels that differ from its most common colour (an empty window is near 0)."""
+def differing_fraction(a: Path, b: Path) -> float:
+    """Share of sampled pixels that differ between two same-sized screenshots."""
     from PySide6.QtGui import QImage
 
-    image = QImage(str(png))
-    if image.isNull():
-        raise SystemExit(f"FAILED: {png} is not an image")
+    first, second = QImage(str(a)), QImage(str(b))
+    if first.isNull() or second.isNull() or first.size() != second.size():
+        raise SystemExit(f"FAILED: {a} and {b} are not two screenshots of one size")
     step = 4
-    counts: dict[int, int] = {}
-    for y in range(0, image.height(), step):
-        for x in range(0, image.width(), step):
-            rgb = image.pixel(x, y)
-            counts[rgb] = counts.get(rgb, 0) + 1
-    total = sum(counts.values())
-    return 1 - max(counts.values()) / total
+    points = [(x, y) for y in range(0, first.height(), step) for x in range(0, first.width(), step)]
+    return sum(first.pixel(x, y) != second.pixel(x, y) for x, y in points) / len(points)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,11 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         if not bench["p50_ms"] > 0:
             raise SystemExit(f"FAILED: local benchmark gave {bench}")
         shot = (args.screenshot or cwd / "screenshot.png").resolve()
-        run(program, ["gui", "--demo", "--screenshot", str(shot)], cwd, env)
-        drawn = drawn_fraction(shot)
-        if drawn < 0.05:
-            raise SystemExit(f"FAILED: the screenshot {shot} is almost blank ({drawn:.1%} drawn)")
-        print(f"ok   screenshot {shot}: {drawn:.0%} of the window differs from the background")
+        empty = cwd / "empty.png"
+        run(program, ["gui", "--screenshot", str(empty)], cwd, env)  # the window with no model
+        run(program, ["gui", "--demo", "--screenshot", str(shot)], cwd, env)  # needs the model-reader child
+        changed = differing_fraction(empty, shot)
+        if changed < 0.05:
+            raise SystemExit(f"FAILED: the demo screenshot {shot} hardly differs from the empty window "
+                             f"({changed:.1%} of pixels)")
+        print(f"ok   screenshot {shot}: {changed:.0%} of the window changed once the demo graph was drawn")
     print(f"bundle {bundle}: {folder_size(bundle) / 2**20:.0f} MiB, "
           f"{sum(1 for f in bundle.rglob('*') if f.is_file())} files; demo {report['params']:,} params, "
           f"{report['macs']:,} MACs; local p50 {bench['p50_ms']:.3f} ms")
