@@ -1,6 +1,6 @@
 """Prove the desktop bundle starts: run its program from outside the checkout, with no Python environment, on the
-demo (inspect, the method registry, a local benchmark through the agent child, and a GUI screenshot that needs the
-model-reader child), and check the screenshot differs from one of the empty window.
+demo (inspect, the method registry, a local benchmark through the agent child, int8 quantization, an export
+package, and a GUI screenshot that needs the model-reader child), and check the screenshot differs from one of the empty window.
 
     python packaging/check_bundle.py dist/ModelWorkbench [--screenshot FILE.png]
 """
@@ -74,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         bench = json.loads(run(program, ["bench", "--demo", "--runs", "20", "--warmup", "2", "--json"], cwd, env))
         if not bench["p50_ms"] > 0:
             raise SystemExit(f"FAILED: local benchmark gave {bench}")
+        # Static int8 quantization (onnxruntime.quantization, calibrated on the bundled data) and a deployment
+        # package (the infer.py template is a data file of the bundle).
+        run(program, ["apply", "--demo", "--method", "quantize.int8_static", "--data", "demo",
+                      "--out", str(cwd / "int8.onnx")], cwd, env)
+        run(program, ["export", "--demo", "--out", str(cwd / "package")], cwd, env)
+        if not (cwd / "package" / "infer.py").is_file():
+            raise SystemExit("FAILED: the exported package has no infer.py")
         shot = (args.screenshot or cwd / "screenshot.png").resolve()
         empty = cwd / "empty.png"
         run(program, ["gui", "--screenshot", str(empty)], cwd, env)  # the window with no model
