@@ -1,6 +1,6 @@
 """Prove the desktop bundle starts: run its program from outside the checkout, with no Python environment, on the
 demo (inspect, the method registry, a local benchmark through the agent child, int8 quantization, an export
-package, and a GUI screenshot that needs the model-reader child), and check the screenshot differs from one of the empty window.
+package, and a GUI screenshot that needs the model-reader child); the screenshot must differ from the empty window's.
 
     python packaging/check_bundle.py dist/ModelWorkbench [--screenshot FILE.png]
 """

@@ -40,7 +40,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path):
         shutil.copy(ROOT / name, src / name)
     shutil.copytree(ROOT / "workbench", src / "workbench", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     dist = tmp_path / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", dist, src],
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", dist, src],
          tmp_path, env, 300)
     wheel = next(dist.glob("model_workbench-*.whl"))
 
