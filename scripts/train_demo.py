@@ -1,8 +1,8 @@
-"""Train the ``demo_digits`` network on resources/demo/digits.npz, deterministically.
+"""Train the ``demo_digits`` network on workbench/resources/demo/digits.npz, deterministically.
 
 Usage::
 
-    python scripts/train_demo.py            # writes resources/demo/demo_digits.{pt,json}
+    python scripts/train_demo.py            # writes workbench/resources/demo/demo_digits.{pt,json}
 
 Writes ``demo_digits.pt`` (a state_dict only, loadable with
 ``torch.load(path, weights_only=True)``) and ``demo_digits.json`` (input shape,
@@ -32,7 +32,7 @@ from workbench.core.architectures import (  # noqa: E402
 )
 
 ARCH = "demo_digits"
-DEMO_DIR = ROOT / "resources" / "demo"
+DEMO_DIR = ROOT / "workbench" / "resources" / "demo"
 MAX_SHIFT = 2  # pixels of random translation used as augmentation
 
 

@@ -17,7 +17,8 @@ HEADLESS = ["workbench.core", "workbench.core.readers", "workbench.core.readers.
             "workbench.core.report_html", "workbench.core.report_svg", "workbench.core.demo_pipeline",
             "workbench.core.op_latency", "workbench.devices.compare", "workbench.core.search",
             "workbench.core.search_space", "workbench.core.search_worker", "workbench.core.search_types",
-            "workbench.core.search_optuna"]
+            "workbench.core.search_optuna", "workbench.core.child",
+            "workbench.frozen"]
 
 
 def _modules_after_import(module: str) -> set[str]:

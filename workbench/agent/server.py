@@ -425,6 +425,14 @@ def job_main(job_file: str) -> int:
     return 0
 
 
+def _self_command(*args: str) -> list[str]:
+    """How to start this file as a child: ``python server.py``, or inside the desktop bundle (no script there to
+    run) the bundle's agent mode; workbench.core.child holds the app's side of that convention."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "--frozen-child", "agent", *args]
+    return [sys.executable, os.path.abspath(__file__), *args]
+
+
 def run_job_process(model_path: str, job: dict, timeout_s: float, on_progress: Callable[[float, str], None],
                     cancelled: Callable[[], bool] = lambda: False) -> dict:
     """Run a job in a child process (this file, ``--job``); kill it on timeout or cancel. Raises JobError."""
@@ -432,7 +440,7 @@ def run_job_process(model_path: str, job: dict, timeout_s: float, on_progress: C
         job_file = os.path.join(tmp, "job.json")
         Path(job_file).write_text(json.dumps({**job, "model_path": model_path}))
         err_file = open(os.path.join(tmp, "stderr.txt"), "w+")  # a file, so a chatty child never blocks on a pipe
-        proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--job", job_file],
+        proc = subprocess.Popen(_self_command("--job", job_file),
                                 stdout=subprocess.PIPE, stderr=err_file, text=True)
         lines: list[dict] = []
 

@@ -7,12 +7,11 @@ from pathlib import Path
 
 
 def resources_dir() -> Path:
-    """The ``resources/`` folder (next to the package in a checkout)."""
-    here = Path(__file__).resolve()
-    for candidate in (here.parents[1] / "resources", here.parents[2] / "resources"):
-        if (candidate / "demo").is_dir():
-            return candidate
-    raise FileNotFoundError("the bundled resources folder is missing; reinstall Model Workbench")
+    """The package's ``resources/`` folder: demo model and data, icons. It ships inside the wheel and the bundle."""
+    found = Path(__file__).resolve().parents[1] / "resources"
+    if not (found / "demo").is_dir():
+        raise FileNotFoundError(f"the bundled resources folder is missing ({found}); reinstall Model Workbench")
+    return found
 
 
 def demo_dir() -> Path:

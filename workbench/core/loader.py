@@ -16,6 +16,7 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Generator
 
+from .child import child_command
 from .errors import WorkbenchError
 from .progress import CancelToken, Cancelled, Progress
 
@@ -70,11 +71,11 @@ class LoaderProcess:
         self._start()
 
     def _start(self) -> None:
-        # A fresh interpreter (`python -m workbench.core.loader`), not fork (the parent runs Qt threads) and not
-        # multiprocessing's spawn (which re-runs the parent's main script).
+        # A fresh interpreter (`python -m workbench.core.loader`, or the frozen bundle's loader mode), not fork (the
+        # parent runs Qt threads) and not multiprocessing's spawn (which re-runs the parent's main script).
         parent, child = socket.socketpair()
-        self._proc = subprocess.Popen([sys.executable, "-m", "workbench.core.loader", str(child.fileno()),
-                                       *self.preload], pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL)
+        self._proc = subprocess.Popen(child_command("loader", str(child.fileno()), *self.preload),
+                                      pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL)
         child.close()
         self._conn = Connection(parent.detach())
         self.ready = False

@@ -11,26 +11,22 @@ import json
 import os
 import queue
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any, Generator
 
-import workbench
 from workbench.core.artifact import ModelArtifact
+from workbench.core.child import child_command
 from workbench.core.errors import WorkbenchError
 from workbench.core.progress import CancelToken, Cancelled, Progress
 
 from .base import BenchConfig, Device, LatencyReport, onnx_model
 
-AGENT_FILE = Path(workbench.__file__).resolve().parent / "agent" / "server.py"
-
 
 def _describe_here() -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, str(AGENT_FILE), "--describe"], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(child_command("agent", "--describe"), capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
         raise WorkbenchError(f"could not describe this machine: {proc.stderr.strip()[-300:]}",
                              "check that onnxruntime imports in this Python")
@@ -85,7 +81,7 @@ def run_job_file(job: dict, tmp: Path, timeout_s: float, cancel: CancelToken,
     job_file.write_text(json.dumps(job))
     err_path = tmp / "stderr.txt"
     with open(err_path, "w") as err:
-        proc = subprocess.Popen([sys.executable, str(AGENT_FILE), "--job", str(job_file)], stdout=subprocess.PIPE,
+        proc = subprocess.Popen(child_command("agent", "--job", str(job_file)), stdout=subprocess.PIPE,
                                 stderr=err, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     lines: queue.Queue = queue.Queue()
 

@@ -11,12 +11,18 @@ ORG, APP = "ModelWorkbench", "Model Workbench"
 
 def make_app():
     os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
+
+    from workbench.core.demo import resources_dir
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORG)
     app.setApplicationName(APP)
     app.setApplicationDisplayName(APP)
+    # Matches the .desktop entry's StartupWMClass/Icon, so the window is grouped under the launcher's icon.
+    app.setDesktopFileName("model-workbench")
+    app.setWindowIcon(QIcon(str(resources_dir() / "icons" / "model-workbench.png")))
     return app
 
 
