@@ -90,6 +90,7 @@ def test_per_layer_override_from_the_graph_is_validated(qtbot, window):
 def test_a_method_that_needs_data_says_so(qtbot, window):
     _open_demo(qtbot, window)
     panel = window.compress
+    qtbot.waitUntil(lambda: bool(window.project.variant("base").accuracy), timeout=60000)  # measured first
     window.project.set_dataset(None)
     panel.select_method("quantize.int8_static")
     panel.data_combo.setCurrentIndex(panel.data_combo.findData(""))  # the project's dataset: none now
