@@ -30,7 +30,7 @@ import numpy as np
 from .artifact import ModelArtifact, export_onnx
 from .data import ArrayData, DataBundle
 from .errors import WorkbenchError
-from .progress import CancelToken, Progress
+from .progress import CancelToken, Progress, scaled
 
 PACKAGE_SCHEMA_VERSION = 1
 FP32_FILE = "model.onnx"
@@ -226,19 +226,6 @@ def _write_error(exc: OSError, out: Path) -> WorkbenchError:
                           out)
 
 
-def _scaled(gen: Generator[Progress, None, Any], lo: float, hi: float) -> Generator[Progress, None, Any]:
-    """Re-emit a sub-task's progress inside ``lo..hi`` of this one."""
-    result = None
-    while True:
-        try:
-            p = next(gen)
-        except StopIteration as stop:
-            result = stop.value
-            break
-        yield Progress(None if p.fraction is None else lo + (hi - lo) * p.fraction, p.message)
-    return result
-
-
 def _build(request: ExportRequest, out: Path, root: Path, token: CancelToken
            ) -> Generator[Progress, None, ExportResult]:
     from . import export_checks, export_writer
@@ -253,7 +240,7 @@ def _build(request: ExportRequest, out: Path, root: Path, token: CancelToken
     token.check()
     int8 = request.int8
     if int8 is None and request.make_int8:
-        int8 = yield from _scaled(_quantize(fp32, request, work, token), 0.05, 0.45)
+        int8 = yield from scaled(_quantize(fp32, request, work, token), 0.05, 0.45)
     token.check()
     samples = export_checks.sample_inputs(request, fp32)
     check_x = export_checks.check_inputs(request, samples)

@@ -36,3 +36,15 @@ class CancelToken:
     def check(self) -> None:
         if self._event.is_set():
             raise Cancelled()
+
+
+def scaled(gen, lo: float, hi: float, prefix: str = ""):
+    """Re-yield a sub-task's progress mapped into ``lo..hi`` of this one (messages prefixed, metrics kept);
+    returns the sub-task's result."""
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        fraction = None if p.fraction is None else lo + (hi - lo) * p.fraction
+        yield Progress(fraction, prefix + p.message, p.metrics)

@@ -23,7 +23,7 @@ from .datasets import fingerprint, iter_load
 from .errors import WorkbenchError
 from .evaluation import cache_for, evaluate
 from .modelspec import open_spec
-from .progress import Cancelled, CancelToken, Progress
+from .progress import Cancelled, CancelToken, Progress, scaled
 from .project import ROOT_ID, Project
 from .shapes import TensorSpec
 from .variants import MEASURED, AccuracyMetric, Figure, LatencyMetric, Step, Variant
@@ -46,17 +46,6 @@ def seeded(seed: int):
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-def scaled(gen: Generator[Progress, None, object], lo: float, hi: float, prefix: str = ""):
-    """Re-yield a sub-task's progress mapped into [lo, hi]; returns its result."""
-    while True:
-        try:
-            p = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        fraction = None if p.fraction is None else lo + (hi - lo) * p.fraction
-        yield Progress(fraction, prefix + p.message, p.metrics)
 
 
 def dataset_for(project: Project, token: CancelToken | None = None) -> Generator[Progress, None, tuple]:

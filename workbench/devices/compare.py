@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Generator
 
-from workbench.core.progress import CancelToken, Progress
+from workbench.core.progress import CancelToken, Progress, scaled
 
 from .base import BenchConfig, Device, LatencyReport
 
@@ -41,15 +41,8 @@ def measure_interleaved(device: Device, models: dict[str, Path], config: BenchCo
             token.check()
             yield Progress(done / total, f"round {r + 1}/{rounds}: {key}: starting on {device.name}")
             cfg = last_round if r == rounds - 1 else per_round
-            steps = device.benchmark_steps(path, cfg, token)
-            while True:
-                try:
-                    p = next(steps)
-                except StopIteration as stop:
-                    report = stop.value
-                    break
-                inner = p.fraction if p.fraction is not None else 0.0
-                yield Progress((done + inner) / total, f"round {r + 1}/{rounds}: {key}: {p.message}")
+            report = yield from scaled(device.benchmark_steps(path, cfg, token), done / total, (done + 1) / total,
+                                       f"round {r + 1}/{rounds}: {key}: ")
             results[key].append(report)
             done += 1
     yield Progress(1.0, f"measured {len(models)} models on {device.name}")

@@ -79,11 +79,7 @@ class MainWindow(QMainWindow):
         from .method_panel import MethodPanel
 
         self.compress = MethodPanel(self)
-        scroll = QScrollArea(self)
-        scroll.setWidget(self.compress)
-        scroll.setWidgetResizable(True)  # a long form scrolls instead of forcing a tall window
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # fit the dock's width; text wraps
-        self._dock("compress", "Compress", scroll, Qt.RightDockWidgetArea)
+        self._dock("compress", "Compress", self._scrolled(self.compress), Qt.RightDockWidgetArea)
         self.tabifyDockWidget(self.docks["details"], self.docks["compress"])
         self.docks["details"].raise_()
         from .charts import TrainingCurves
@@ -104,20 +100,12 @@ class MainWindow(QMainWindow):
         from .latency_panel import LatencyPanel
 
         self.latency_panel = LatencyPanel(self)
-        scroll = QScrollArea(self)
-        scroll.setWidget(self.latency_panel)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self._dock("devices", "Devices", scroll, Qt.RightDockWidgetArea)
+        self._dock("devices", "Devices", self._scrolled(self.latency_panel), Qt.RightDockWidgetArea)
         self.tabifyDockWidget(self.docks["compress"], self.docks["devices"])
         from .search_panel import SearchPanel
 
         self.search_panel = SearchPanel(self)
-        search_scroll = QScrollArea(self)
-        search_scroll.setWidget(self.search_panel)
-        search_scroll.setWidgetResizable(True)
-        search_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self._dock("search", "Search", search_scroll, Qt.RightDockWidgetArea)
+        self._dock("search", "Search", self._scrolled(self.search_panel), Qt.RightDockWidgetArea)
         self.tabifyDockWidget(self.docks["devices"], self.docks["search"])
         self.search_panel.busy_elsewhere = lambda: self.methods_task.busy() or self.experiment_task.busy()
         self.search_panel.failed.connect(lambda message: log.error("Search: %s", message))
@@ -190,6 +178,15 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         self.docks[name] = dock
         return dock
+
+    def _scrolled(self, widget) -> QScrollArea:
+        """A side panel in a scroll area: a long form scrolls instead of forcing a tall window, and fits the dock's
+        width (text wraps)."""
+        scroll = QScrollArea(self)
+        scroll.setWidget(widget)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        return scroll
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
