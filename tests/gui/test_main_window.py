@@ -257,3 +257,4 @@ def test_single_key_shortcuts_do_not_swallow_typing(qtbot, window, small_cnn):
     window.find_edit.setFocus()
     qtbot.keyClicks(window.find_edit, "conf")
     assert window.find_edit.text() == "conf"
+

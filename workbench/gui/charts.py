@@ -49,6 +49,8 @@ class _CostAxis(pg.AxisItem):
         self.chart = chart
 
     def tickStrings(self, values, scale, spacing):
+        if not self.chart.has_points:  # an empty chart shows no made-up scale
+            return ["" for _ in values]
         logged = self.chart.log_x.isChecked()
         out = []
         for v in values:
@@ -72,6 +74,7 @@ class VariantChart(QWidget):
         super().__init__(parent)
         self.points: dict[str, ChartPoint] = {}
         self.current: str | None = None
+        self.has_points = False
         self.axis_combo = QComboBox(self)
         for key, (label, _, _) in AXES.items():
             self.axis_combo.addItem(f"Accuracy vs {label.lower()}", key)
@@ -168,6 +171,9 @@ class VariantChart(QWidget):
         self.plot.setLabel("bottom", f"{label.lower()}{' (log scale)' if logged else ''}"
                                      + ("" if self.axis == "size" else f" ({unit})"))
         shown = self.plotted()
+        self.has_points = bool(shown)
+        if not shown:
+            self.plot.setYRange(0, 100)
         coords = {p.id: self._coords(p) for p in shown}
         for group, item in ((True, self.measured), (False, self.estimated)):
             chosen = [p for p in shown if p.measured is group]

@@ -33,6 +33,7 @@ from .workers import TaskSlot
 
 log = logging.getLogger("workbench.gui")
 MAX_RECENT = 10
+LAYOUT_VERSION = 2  # bump when docks are added or removed: Qt would put new docks anywhere in an old layout
 MODEL_FILTER = "Models (*.onnx *.pt *.pth *.pt2 *.bin *.ckpt *.py);;All files (*)"
 
 
@@ -107,6 +108,7 @@ class MainWindow(QMainWindow):
         self.search_panel = SearchPanel(self)
         self._dock("search", "Search", self._scrolled(self.search_panel), Qt.RightDockWidgetArea)
         self.tabifyDockWidget(self.docks["devices"], self.docks["search"])
+        self.docks["details"].raise_()
         self.search_panel.busy_elsewhere = lambda: self.methods_task.busy() or self.experiment_task.busy()
         self.search_panel.failed.connect(lambda message: log.error("Search: %s", message))
         self.search_panel.finished.connect(lambda result: log.info("Search finished: %s", result.best.label
@@ -163,7 +165,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         layout = self.settings.value("window/state")
         if layout is not None:
-            self.restoreState(layout)
+            self.restoreState(layout, LAYOUT_VERSION)  # a layout saved with other docks is ignored
         metric = str(self.settings.value("heat_metric", "macs"))
         self.set_metric(metric if metric in {s.id for s in metrics.sources()} else "macs")
         self._refresh_recent()
@@ -1239,7 +1241,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
         self.settings.sync()
         self.shutdown()
         super().closeEvent(event)
