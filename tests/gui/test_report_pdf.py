@@ -33,7 +33,7 @@ def test_pdf_has_pages_text_and_images(project, tmp_path):
     assert everything.count("measured") >= 28  # 4 measured rows × 7 figures, each labelled
     assert compact("≈ 107 k") in everything and "estimated" in everything
     images = [n for n, body in pdf.objects.items() if re.search(rb"/Subtype\s*/Image", pdf.dict_of(n))]
-    assert len(images) == 3  # the two charts and the MACs per layer, rasterised
+    assert len(images) == 4  # the two charts, the MACs per layer (rasterised) and the picture of the graph
     assert [p.name for p in tmp_path.iterdir()] == ["report.pdf"]  # no temporary file left
 
 

@@ -24,6 +24,12 @@ def save_report(project: Project, path: Path, **options) -> Path:
                              "name the output report.html or report.pdf", path)
     if not path.parent.is_dir():
         raise WorkbenchError("the report's folder does not exist", "create it first, or choose another", path.parent)
+    if "graph_png" not in options and project.base_model is not None:
+        from workbench.core.modelspec import open_spec
+
+        from .report_graph import graph_picture
+
+        options["graph_png"] = graph_picture(open_spec(project.base_model, project.folder)[0])
     if suffix == ".html":
         from workbench.core.report_html import write_report_html
 
