@@ -95,3 +95,18 @@ def test_training_curves_take_live_points(qtbot):
     assert set(curves.curves) == {"train loss", "val accuracy", "val loss"}
     curves.start("distill")
     assert curves.series == {} and curves.title.text() == "distill"
+
+
+def test_a_collapsed_variant_does_not_squash_the_others(chart):
+    chart.set_points(_points() + [ChartPoint("v6", "pruned, not tuned", "v0", 10.0, 140_000, 0.1)])
+    low, high = chart.plot.getViewBox().viewRange()[1]
+    assert 85 < low < 90 and high > 98.9  # the axis covers the useful variants, not 10..99
+    spot = next(s for s in chart.measured.points() if s.data() == "v6")
+    assert spot.symbol() == "t" and spot.pos().y() == pytest.approx(chart._floor)
+    assert any("10.0 %, off scale" in t.toPlainText() for t in chart.labels)
+    assert "lower edge" in chart.note.text()
+    assert chart.front_ids() == ["v2", "v1", "v0"]  # the front is computed on the true values
+    chart.show_all.setChecked(True)
+    low, _ = chart.plot.getViewBox().viewRange()[1]
+    spot = next(s for s in chart.measured.points() if s.data() == "v6")
+    assert low < 11 and spot.pos().y() == 10.0 and spot.symbol() == "o"

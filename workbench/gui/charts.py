@@ -34,6 +34,7 @@ class ChartPoint:
     detail: str = ""
 
 
+FOCUS_POINTS = 15.0  # variants this many top-1 points below the best are drawn on the lower edge (see _focus)
 AXES = {"size": ("Size on disk", "size_bytes", "bytes"), "latency": ("Latency p50", "latency_ms", "ms")}
 
 
@@ -82,6 +83,10 @@ class VariantChart(QWidget):
         self.axis_combo.currentIndexChanged.connect(self._redraw)
         self.log_x = QCheckBox("log x", self)
         self.log_x.toggled.connect(self._redraw)
+        self.show_all = QCheckBox("all points", self)
+        self.show_all.setToolTip("Show the whole accuracy range instead of focusing on the accurate variants")
+        self.show_all.toggled.connect(self._redraw)
+        self._floor: float | None = None
         self.export_button = QPushButton("Export…", self)
         self.export_button.setToolTip("Save the chart as PNG or SVG")
         self.export_button.clicked.connect(self._export_clicked)
@@ -106,6 +111,7 @@ class VariantChart(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.axis_combo, 1)
         top.addWidget(self.log_x)
+        top.addWidget(self.show_all)
         top.addWidget(self.export_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -163,7 +169,22 @@ class VariantChart(QWidget):
         x = float(_x(point, self.axis))
         if self.log_x.isChecked():
             x = math.log10(max(x, 1e-9))
-        return x, float(point.accuracy)
+        y = float(point.accuracy)
+        return x, y if self._floor is None else max(y, self._floor)
+
+    def _off_scale(self, point: ChartPoint) -> bool:
+        return self._floor is not None and point.accuracy < self._floor
+
+    def _focus(self, shown: list[ChartPoint]) -> float | None:
+        """The lower edge of the accuracy axis when a collapsed variant (say 10 % before fine-tuning) would squash
+        the useful ones into a line; None shows everything. Off-scale points sit on the edge as triangles."""
+        if self.show_all.isChecked() or not shown:
+            return None
+        best = max(p.accuracy for p in shown)
+        near = [p.accuracy for p in shown if p.accuracy >= best - FOCUS_POINTS]
+        if len(near) < 2 or len(near) == len(shown):
+            return None
+        return min(near) - max(0.5, 0.1 * (best - min(near)))
 
     def _redraw(self, *_) -> None:
         label, _, unit = AXES[self.axis]
@@ -172,13 +193,13 @@ class VariantChart(QWidget):
                                      + ("" if self.axis == "size" else f" ({unit})"))
         shown = self.plotted()
         self.has_points = bool(shown)
-        if not shown:
-            self.plot.setYRange(0, 100)
+        self._floor = self._focus(shown)
         coords = {p.id: self._coords(p) for p in shown}
         for group, item in ((True, self.measured), (False, self.estimated)):
             chosen = [p for p in shown if p.measured is group]
             xy = np.array([coords[p.id] for p in chosen], dtype=float).reshape(-1, 2)
-            item.setData(x=xy[:, 0], y=xy[:, 1], data=[p.id for p in chosen])
+            symbols = ["t" if self._off_scale(p) else "o" for p in chosen]
+            item.setData(x=xy[:, 0], y=xy[:, 1], data=[p.id for p in chosen], symbol=symbols)
         pairs = [(coords[p.parent], coords[p.id]) for p in shown if p.parent in coords]
         seg = np.array([c for pair in pairs for c in pair], dtype=float).reshape(-1, 2)
         self.lineage.setData(seg[:, 0], seg[:, 1])
@@ -195,16 +216,28 @@ class VariantChart(QWidget):
         self.labels = []
         if len(shown) <= 40:  # names beside the points while they stay readable
             for p in shown:
-                text = pg.TextItem(p.label, color=self.colors["fg"], anchor=(0, 1))
+                label = p.label + (f" ({p.accuracy:.1f} %, off scale)" if self._off_scale(p) else "")
+                text = pg.TextItem(label, color=self.colors["fg"], anchor=(0, 1))
                 text.setPos(*self._coords(p))
                 self.plot.addItem(text)
                 self.labels.append(text)
         measured = sum(p.measured for p in shown)
+        off = sum(self._off_scale(p) for p in shown)
         self.note.setText(f"{len(shown)} variants plotted ({measured} measured ● , {len(shown) - measured} "
                           f"estimated ○); dashed: Pareto front of the measured ones."
+                          + (f" {off} far less accurate shown on the lower edge (▼); tick 'all points' for the "
+                             "full scale." if off else "")
                           + (f" {len(self.points) - len(shown)} not yet measured on this axis."
                              if len(self.points) > len(shown) else ""))
         self._draw_highlight()
+        if not shown:
+            self.plot.setYRange(0, 100)
+        elif self._floor is not None:
+            best = max(p.accuracy for p in shown)
+            self.plot.setYRange(self._floor, best + max(0.3, 0.05 * (best - self._floor)), padding=0.02)
+        else:
+            self.plot.enableAutoRange(axis="y")
+            self.plot.getViewBox().updateAutoRange()
 
     def _draw_highlight(self) -> None:
         p = self.points.get(self.current or "")
