@@ -35,14 +35,17 @@ def _defaults(method_id: str) -> dict:
         return {}
 
 
+def step_label(step) -> str:
+    """A step with the parameters that differ from the method's defaults: ``prune.channels (ratio=0.5)``."""
+    defaults = _defaults(step.method)
+    params = ", ".join(f"{k}={val}" for k, val in step.params.items() if defaults.get(k, object()) != val)
+    overrides = f" +{len(step.overrides)} per-layer" if step.overrides else ""
+    return f"{step.method}" + (f" ({params})" if params else "") + overrides
+
+
 def step_text(v: Variant) -> str:
-    """The step with the parameters that differ from the method's defaults (the full set is in the tooltip)."""
-    if v.step is None:
-        return "—"
-    defaults = _defaults(v.step.method)
-    params = ", ".join(f"{k}={val}" for k, val in v.step.params.items() if defaults.get(k, object()) != val)
-    overrides = f" +{len(v.step.overrides)} per-layer" if v.step.overrides else ""
-    return f"{v.step.method}" + (f" ({params})" if params else "") + overrides
+    """The variant's step, short (the full parameter set is in the tooltip)."""
+    return "—" if v.step is None else step_label(v.step)
 
 
 def _figure(fig, fmt) -> tuple[str, str]:

@@ -556,10 +556,13 @@ class MainWindow(QMainWindow):
             if project.dataset != config:
                 project.set_dataset(config)
         step = Step(method_id, dict(values), {k: dict(v) for k, v in overrides.items()})
+        from .experiments import step_label
+
+        name = step_label(step)[:60]  # the user renames it in the Variants table
 
         def task(token):
             variant = yield from run_step(project, parent, step, measure_latency=local_latency(runs=50),
-                                          token=token)
+                                          name=name, token=token)
             artifact = variant_artifact(project, variant)
             new_graph = yield from shared_loader().open(artifact.request(), token)
             yield Progress(1.0, "Laying out the result…")
