@@ -39,23 +39,16 @@ def _score(logits: np.ndarray, labels: np.ndarray) -> tuple[int, int, float]:
 
 def accuracy(artifact: ModelArtifact, data: ArrayData, batch: int = 256, threads: int = 0,
              token: CancelToken | None = None) -> Accuracy:
-    """Run the artifact over ``data`` in batches and score its predictions against the labels."""
-    if data.y is None:
-        raise WorkbenchError(f"the data '{data.name}' has no labels", "add labels (y) to measure accuracy")
-    token = token or CancelToken()
-    if artifact.format == "onnx":
-        run, runtime = _onnx_runner(artifact, threads), "onnxruntime"
-    else:
-        run, runtime = _torch_runner(artifact), "torch"
-    hits1 = hits5 = 0
-    loss = 0.0
-    for x, y in data.batches(batch):
-        token.check()
-        logits = run(x)
-        a, b, c = _score(logits, y)
-        hits1, hits5, loss = hits1 + a, hits5 + b, loss + c
-    n = len(data)
-    return Accuracy(hits1 / n, hits5 / n, loss / n, n, data.name, runtime)
+    """Run the artifact over ``data`` in batches and score its predictions against the labels (no cache, no
+    progress: :func:`workbench.core.evaluation.evaluate` is the generator behind it)."""
+    from .evaluation import evaluate
+
+    steps = evaluate(artifact, data, batch=batch, threads=threads, token=token)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
 
 
 def _onnx_runner(artifact: ModelArtifact, threads: int):
