@@ -8,7 +8,6 @@ import numpy as np
 
 from .artifact import ModelArtifact
 from .data import ArrayData
-from .errors import WorkbenchError
 from .progress import CancelToken
 
 
