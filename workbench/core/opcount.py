@@ -25,7 +25,7 @@ ELEMENTWISE = frozenset(
     """Add Sub Mul Div Pow Mod Neg Abs Reciprocal Sqrt Exp Log Erf Sin Cos Floor Ceil Round Sign
     Relu LeakyRelu PRelu Elu Selu Celu Clip Sigmoid HardSigmoid HardSwish Tanh Softplus Softsign Mish Gelu
     Silu ThresholdedRelu Max Min Sum Mean Where Not And Or Xor Equal Greater Less GreaterOrEqual LessOrEqual
-    IsNaN IsInf BitShift QuantizeLinear DequantizeLinear DynamicQuantizeLinear Resize Upsample CumSum Trilu
+    IsNaN IsInf BitShift DynamicQuantizeLinear Resize Upsample CumSum Trilu
     Bernoulli RandomNormalLike RandomUniformLike Cast""".split()
 )
 # Cast converts every element, so it counts one per element like the other elementwise ops.
@@ -164,6 +164,11 @@ for _op in ELEMENTWISE:
     RULES.setdefault(_op, (_per_output_element(1), "1 per output element"))
 for _op in DATA_MOVEMENT:
     RULES[_op] = (lambda a, i, o: 0, "data movement: no arithmetic")
+# In a QDQ int8 graph, QuantizeLinear/DequantizeLinear pairs mark where a layer runs on integers; the runtime fuses
+# them into the integer kernel (QLinearConv, MatMulInteger…), so they add no arithmetic of their own. Counting them
+# per element made an int8 model look heavier than its float original.
+for _op in ("QuantizeLinear", "DequantizeLinear"):
+    RULES[_op] = (lambda a, i, o: 0, "QDQ marker: fused into the integer kernel, 0")
 
 
 def count_macs(op_type: str, attrs: dict[str, Any], input_shapes: list[Shape | None],

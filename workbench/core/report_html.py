@@ -272,9 +272,10 @@ def _measurement(rows: list[Row], env: dict[str, str]) -> str:
         "<i>estimated</i> means projected by the method before it ran.</li>",
         "<li><b>Size on disk</b> — bytes of the ONNX file that is evaluated and timed.</li>"]
     if any(r.variant.step and r.variant.step.method.startswith("quantize.") for r in rows):
-        items.append("<li><b>MACs of quantized variants</b> include the QuantizeLinear / DequantizeLinear nodes "
-                     "around each layer (one per element), which is why they can exceed the float model's; ONNX "
-                     "Runtime fuses most of them into integer kernels, so latency is the figure to compare.</li>")
+        items.append("<li><b>MACs of quantized variants</b> are those of their layers: the QuantizeLinear / "
+                     "DequantizeLinear markers count 0 because ONNX Runtime fuses them into integer kernels; an "
+                     "int8 multiply-accumulate is cheaper than a float one, so latency is the figure to "
+                     "compare.</li>")
     if accs:
         sets = sorted({(x.dataset, x.samples, x.fingerprint, x.runtime) for x in accs})
         text = "; ".join(f"{escape(d)}: {n:,} validation samples (data fingerprint {escape(fp[:12])}), run in "
