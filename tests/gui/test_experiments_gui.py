@@ -32,7 +32,10 @@ def test_variants_charts_undo_compare_and_recipe(qtbot, window, tmp_path):
     assert float(panel.items["base"].text(6)) == pytest.approx(98.9, abs=0.2)  # the demo's measured top-1
     pruned = _apply(qtbot, window, "prune.channels", {"ratio": 0.3})
     assert pruned.status == "done" and pruned.parent == "base" and pruned.accuracy and pruned.latency
-    qtbot.waitUntil(lambda: len(chart.plotted()) == 2, timeout=10000)
+    def variants_plotted():  # the Compress panel's estimate is drawn too (a hollow "estimate" point)
+        return {p.id for p in chart.plotted() if p.id != "estimate"}
+
+    qtbot.waitUntil(lambda: variants_plotted() == {"base", pruned.id}, timeout=10000)
     assert set(chart.front_ids()) <= {"base", pruned.id} and chart.current == pruned.id
     assert panel.items[pruned.id].parent() is panel.items["base"]  # the tree: child under its parent
     assert not panel.items[pruned.id].text(3).startswith("≈")  # counted, not estimated
@@ -60,7 +63,7 @@ def test_variants_charts_undo_compare_and_recipe(qtbot, window, tmp_path):
     # undo takes the run back (chart and table follow); redo restores it
     with qtbot.waitSignal(window.view_ready, timeout=60000):  # the shown model goes back to the base
         window.undo_action.trigger()
-    assert pruned.id not in panel.items and len(chart.plotted()) == 1 and window.redo_action.isEnabled()
+    assert pruned.id not in panel.items and variants_plotted() == {"base"} and window.redo_action.isEnabled()
     assert window.current_variant == "base" and window.state.graph.params == window.project.variant("base").params.value
     window.redo_action.trigger()
     qtbot.waitUntil(lambda: pruned.id in panel.items, timeout=5000)
@@ -177,3 +180,20 @@ def test_a_search_from_the_window_streams_its_variants_into_the_charts(qtbot, wi
     int8 = [v for v in window.project.variants.values() if v.step and v.step.method == "quantize.int8_static"]
     assert len(int8) == 1 and int8[0].id in window.variants_panel.items
     qtbot.waitUntil(lambda: int8[0].id in {p.id for p in window.charts.size_chart.plotted()}, timeout=5000)
+
+
+def test_the_compress_estimate_is_a_hollow_point_that_moves_with_the_slider(qtbot, window):
+    _open_demo(qtbot, window)
+    chart = window.charts.size_chart
+    panel = window.compress
+    panel.select_method("prune.channels")
+    panel.form.set_values({"ratio": 0.2})
+    preview = chart.points["estimate"]
+    assert not preview.measured and preview.parent == "base" and "estimated" in preview.detail
+    assert preview.accuracy == pytest.approx(100 * window.project.variant("base").accuracy[-1].top1)
+    small = preview.size_bytes
+    panel.form.set_values({"ratio": 0.6})
+    assert chart.points["estimate"].size_bytes < small  # more pruning, smaller projected file
+    assert "estimate" in {p.id for p in chart.plotted()} and "estimate" not in chart.front_ids()
+    panel.select_method("analysis.sensitivity")  # an analysis makes no variant: no point
+    assert "estimate" not in chart.points

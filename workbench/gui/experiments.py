@@ -272,6 +272,9 @@ class ExperimentCharts(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self.preview: ChartPoint | None = None
+        self._points: list[ChartPoint] = []
+        self._current: str | None = None
         self.tabs = QTabWidget(self)
         self.size_chart = VariantChart("size", self)
         self.latency_chart = VariantChart("latency", self)
@@ -287,10 +290,20 @@ class ExperimentCharts(QWidget):
         return self.size_chart, self.latency_chart
 
     def set_variants(self, variants: list[Variant], current: str | None) -> None:
-        points = chart_points(variants)
+        self._points = chart_points(variants)
+        self._current = current
+        self._draw()
+
+    def set_preview(self, point: ChartPoint | None) -> None:
+        """A hollow point where the Compress panel's estimate would put the next variant (None removes it)."""
+        self.preview = point
+        self._draw()
+
+    def _draw(self) -> None:
+        points = self._points + ([self.preview] if self.preview is not None else [])
         for chart in self.charts():
             chart.set_points(points)
-            chart.select(current)
+            chart.select(self._current)
 
     def select(self, variant_id: str | None) -> None:
         for chart in self.charts():

@@ -136,6 +136,7 @@ class MainWindow(QMainWindow):
         self.autosave_timer.timeout.connect(self.autosave)
         self.autosave_timer.start()
         self.compress.apply_requested.connect(self.apply_method)
+        self.compress.estimated.connect(self._preview_estimate)
         self.compress.cancel_requested.connect(self.cancel_method)
         self.methods_task = TaskSlot(self)
         self.artifact = None
@@ -382,7 +383,6 @@ class MainWindow(QMainWindow):
             self._remember(request)
         self.table.set_graph(state.graph)
         self.details.set_graph(state.graph)
-        self.compress.set_graph(state.graph)
         if variant is not None:  # a variant of the open project: its artifact knows its extra files
             self.artifact = variant[1]
             self.current_variant = variant[0]
@@ -393,6 +393,7 @@ class MainWindow(QMainWindow):
 
             self.artifact = ModelArtifact.from_graph(state.graph)
             self._new_project(request, state.graph)
+        self.compress.set_graph(state.graph)  # after the current variant is known: its estimate goes on the charts
         self.graph_view.selected_key = None
         self._show_state(state, keep_view=False)
         g = state.graph
@@ -804,6 +805,21 @@ class MainWindow(QMainWindow):
         self._update_title()
         log.info("Project %s in %s", project.name, project.folder)
 
+    def _preview_estimate(self, method, estimate) -> None:
+        """Show the Compress panel's estimate on the charts as a hollow point from the current variant."""
+        from .charts import ChartPoint
+        from .experiments import latest_accuracy
+
+        variant = self.project.variants.get(self.current_variant) if self.project and self.current_variant else None
+        acc = latest_accuracy(variant) if variant is not None else None
+        if method is None or estimate is None or variant is None or acc is None or method.kind == "analysis":
+            self.charts.set_preview(None)
+            return
+        self.charts.set_preview(ChartPoint(
+            "estimate", f"estimate: {method.id}", variant.id, 100 * acc.top1, estimate.size_bytes, None, False,
+            f"estimated by {method.id} before running: params {human(estimate.params)}, MACs "
+            f"{human(estimate.macs)}\naccuracy: {variant.name}'s, until the result is measured"))
+
     def _project_listener(self, change) -> None:  # any thread: hand over to the GUI thread
         self.project_signals.changed.emit(change)
 
@@ -824,6 +840,7 @@ class MainWindow(QMainWindow):
         variants = list(project.variants.values()) if project else []
         self.variants_panel.set_variants(variants, self.current_variant)
         self.charts.set_variants(variants, self.current_variant)
+        self.compress.update_estimate()  # the preview point follows the current variant's measured accuracy
         self.undo_action.setEnabled(bool(project and project.can_undo))
         self.redo_action.setEnabled(bool(project and project.can_redo))
         self.undo_action.setText(f"&Undo {project.undo_label}" if project and project.can_undo else "&Undo")

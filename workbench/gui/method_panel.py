@@ -22,6 +22,7 @@ class MethodPanel(QWidget):
 
     apply_requested = Signal(str, dict, dict, str)
     cancel_requested = Signal()
+    estimated = Signal(object, object)  # (method, Estimate) as the values change; (None, None) when there is none
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -134,6 +135,7 @@ class MethodPanel(QWidget):
     # ---- form --------------------------------------------------------------------------------------------
     def _method_changed(self, *_):
         if self.form is not None:
+            self.form.hide()  # never a stray top-level window while it waits for deletion
             self.form.setParent(None)
             self.form.deleteLater()
             self.form = None
@@ -161,14 +163,17 @@ class MethodPanel(QWidget):
             return
         if self.graph is None:
             self.estimate_label.setText("<i>Open a model to see the estimate.</i>")
+            self.estimated.emit(None, None)
             return
         try:
             est = method.estimate(self.graph, self.params())
         except WorkbenchError as exc:
             self.estimate_label.setText(f"<span style='color:#e03131'>{exc.one_line()}</span>")
+            self.estimated.emit(None, None)
             return
         except Exception as exc:  # noqa: BLE001 - a plugin's estimate must not break the panel
             self.estimate_label.setText(f"<span style='color:#e03131'>Estimate failed: {exc}</span>")
+            self.estimated.emit(None, None)
             return
         g = self.graph
         notes = "".join(f"<br>· {n}" for n in est.notes)
@@ -176,6 +181,7 @@ class MethodPanel(QWidget):
             f"<b>Estimated</b> (not measured): params {human(g.params)} → {human(est.params)}, "
             f"MACs {human(g.macs)} → {human(est.macs)}, size {human_bytes(est.size_bytes)}{notes}")
         self.last_estimate = est
+        self.estimated.emit(method, est)
 
     # ---- overrides ----------------------------------------------------------------------------------------
     def per_layer_fields(self) -> list[str]:
