@@ -110,3 +110,24 @@ def test_a_collapsed_variant_does_not_squash_the_others(chart):
     low, _ = chart.plot.getViewBox().viewRange()[1]
     spot = next(s for s in chart.measured.points() if s.data() == "v6")
     assert low < 11 and spot.pos().y() == 10.0 and spot.symbol() == "o"
+
+
+def test_names_of_nearby_points_do_not_overlap(chart, qtbot):
+    from PySide6.QtCore import QPointF, QRectF
+    from PySide6.QtGui import QFont, QFontMetricsF
+
+    close = [ChartPoint("a", "pruned + fine-tuned", None, 98.0, 140_000, None),
+             ChartPoint("b", "pruned + fine-tuned + int8", "a", 98.02, 141_000, None),
+             ChartPoint("c", "base model", None, 98.9, 430_000, None)]
+    chart.set_points(close)
+    qtbot.wait(50)
+    vb = chart.plot.getViewBox()
+    metrics = QFontMetricsF(QFont())
+    rects = []
+    for text in chart.labels:
+        at = vb.mapViewToScene(QPointF(text.pos().x(), text.pos().y()))
+        w, h = metrics.horizontalAdvance(text.toPlainText()) + 6, metrics.height() + 2
+        rects.append(QRectF(at.x() - text.anchor[0] * w, at.y() - text.anchor[1] * h, w, h))
+    assert len(rects) == 3
+    assert not any(rects[i].intersects(rects[j]) for i in range(3) for j in range(i + 1, 3))
+    assert {tuple(t.anchor) for t in chart.labels} != {(0.0, 1.0)}  # one of the close pair moved

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from workbench.core.pareto import pareto_front
@@ -106,6 +107,8 @@ class VariantChart(QWidget):
         for item in (self.lineage, self.front, self.highlight, self.measured, self.estimated):
             self.plot.addItem(item)
         self.measured.sigClicked.connect(self._clicked)
+        self.plot.getViewBox().sigResized.connect(self._place_labels)
+        self.plot.getViewBox().sigRangeChanged.connect(self._place_labels)
         self.estimated.sigClicked.connect(self._clicked)
         self.labels: list[pg.TextItem] = []
         top = QHBoxLayout()
@@ -219,6 +222,7 @@ class VariantChart(QWidget):
                 label = p.label + (f" ({p.accuracy:.1f} %, off scale)" if self._off_scale(p) else "")
                 text = pg.TextItem(label, color=self.colors["fg"], anchor=(0, 1))
                 text.setPos(*self._coords(p))
+                text.point_id = p.id
                 self.plot.addItem(text)
                 self.labels.append(text)
         measured = sum(p.measured for p in shown)
@@ -238,6 +242,27 @@ class VariantChart(QWidget):
         else:
             self.plot.enableAutoRange(axis="y")
             self.plot.getViewBox().updateAutoRange()
+        self._place_labels()
+
+    def _place_labels(self, *_) -> None:
+        """Put each name where it overlaps no other name: right-above its point, else right-below, left-above,
+        left-below (positions in screen pixels, so it holds at any zoom)."""
+        vb = self.plot.getViewBox()
+        metrics = QFontMetricsF(QFont())
+        taken: list[QRectF] = []
+        area = vb.sceneBoundingRect()
+        for text in sorted(self.labels, key=lambda t: -t.pos().y()):
+            anchor_at = vb.mapViewToScene(QPointF(text.pos().x(), text.pos().y()))
+            w, h = metrics.horizontalAdvance(text.toPlainText()) + 6, metrics.height() + 2
+            choice = (0, 1)
+            for ax, ay in ((0, 1), (0, 0), (1, 1), (1, 0)):
+                rect = QRectF(anchor_at.x() - ax * w, anchor_at.y() - ay * h, w, h)
+                inside = rect.left() >= area.left() and rect.right() <= area.right()
+                if inside and not any(rect.intersects(r) for r in taken):
+                    choice = (ax, ay)
+                    break
+            text.setAnchor(choice)
+            taken.append(QRectF(anchor_at.x() - choice[0] * w, anchor_at.y() - choice[1] * h, w, h))
 
     def _draw_highlight(self) -> None:
         p = self.points.get(self.current or "")
