@@ -21,7 +21,6 @@ the first epoch leaves no files at all.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Generator, Literal
 
@@ -34,10 +33,9 @@ from ..core.errors import WorkbenchError
 from ..core.graph import LayerGraph
 from ..core.methods import Estimate, Method, MethodParams, RunContext
 from ..core.progress import Progress
-from .finetune import FineTune
+from .finetune import PROGRESS_EVERY, FineTune, LossTally, cosine_lr
 from .pruning import editable_module, example_inputs, remove_files, result_files, save_result
 
-_PROGRESS_EVERY = 5  # batches between progress messages (live loss)
 _TEACHER_BATCH = 256
 _CACHE_BYTES = 512 << 20  # teacher logits of the whole training split are kept when they fit in this
 CHECKPOINT = "checkpoint.pt"
@@ -248,8 +246,7 @@ class KnowledgeDistillation(Method):
             for epoch in range(start, p.epochs + 1):
                 student.train()
                 order = rng.permutation(n)
-                loss_sum, seen = 0.0, 0
-                window_loss, window_seen = 0.0, 0  # the loss since the last progress report, for live curves
+                tally = LossTally()
                 for b in range(steps_per_epoch):
                     ctx.check()
                     idx = np.sort(order[b * batch:(b + 1) * batch])
@@ -257,8 +254,7 @@ class KnowledgeDistillation(Method):
                     soft = torch.from_numpy(cached[idx] if cached is not None else teacher(xs))
                     x = torch.from_numpy(xs).contiguous(memory_format=layout)
                     y = torch.from_numpy(data.train.y[idx].astype(np.int64))
-                    for group in optimizer.param_groups:
-                        group["lr"] = p.learning_rate * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+                    cosine_lr(optimizer, p.learning_rate, step, total_steps)
                     optimizer.zero_grad(set_to_none=True)
                     logits = student(x)
                     kd = F.kl_div(F.log_softmax(logits / T, 1), F.log_softmax(soft / T, 1), log_target=True,
@@ -269,17 +265,12 @@ class KnowledgeDistillation(Method):
                                              "lower the learning rate or the temperature")
                     loss.backward()
                     optimizer.step()
-                    loss_sum += loss.item() * len(idx)
-                    seen += len(idx)
+                    tally.add(loss.item(), len(idx))
                     step += 1
-                    window_loss += loss.item() * len(idx)
-                    window_seen += len(idx)
-                    if b % _PROGRESS_EVERY == _PROGRESS_EVERY - 1 or b == steps_per_epoch - 1:
-                        yield Progress(fraction(), f"epoch {epoch}/{p.epochs} · loss {loss_sum / seen:.3f}"
-                                                   f"{last_val}",
-                                       {"epoch": step / steps_per_epoch, "train loss": window_loss / window_seen})
-                        window_loss, window_seen = 0.0, 0
-                record: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / max(1, seen), "val_accuracy": None}
+                    if b % PROGRESS_EVERY == PROGRESS_EVERY - 1 or b == steps_per_epoch - 1:
+                        yield Progress(fraction(), f"epoch {epoch}/{p.epochs} · loss {tally.mean:.3f}{last_val}",
+                                       {"epoch": step / steps_per_epoch, "train loss": tally.take_window()})
+                record: dict[str, Any] = {"epoch": epoch, "loss": tally.mean, "val_accuracy": None}
                 val = yield from FineTune._validate(student, data.val, ctx, epoch, p.epochs, fraction())
                 if val is not None:
                     record["val_accuracy"] = val[0]

@@ -23,7 +23,37 @@ from ..core.methods import Estimate, Method, MethodParams, RunContext
 from ..core.progress import Progress
 from .pruning import editable_module, example_inputs, remove_files, result_files, save_result
 
-_PROGRESS_EVERY = 5  # batches between progress messages (live loss)
+PROGRESS_EVERY = 5  # batches between progress messages (live loss)
+
+
+def cosine_lr(optimizer, base: float, step: int, total: int) -> None:
+    """Set the learning rate on a cosine from ``base`` at step 0 to 0 at ``total``."""
+    for group in optimizer.param_groups:
+        group["lr"] = base * 0.5 * (1 + math.cos(math.pi * step / total))
+
+
+class LossTally:
+    """The mean loss of the epoch so far and of the window since the last progress report (live curves)."""
+
+    def __init__(self) -> None:
+        self.total = self.window = 0.0
+        self.seen = self.window_seen = 0
+
+    def add(self, loss: float, n: int) -> None:
+        self.total += loss * n
+        self.window += loss * n
+        self.seen += n
+        self.window_seen += n
+
+    @property
+    def mean(self) -> float:
+        return self.total / max(1, self.seen)
+
+    def take_window(self) -> float:
+        """The window's mean loss; starts the next window."""
+        mean = self.window / max(1, self.window_seen)
+        self.window, self.window_seen = 0.0, 0
+        return mean
 
 
 class FineTuneParams(MethodParams):
@@ -88,15 +118,13 @@ class FineTune(Method):
             for epoch in range(1, p.epochs + 1):
                 model.train()
                 order = rng.permutation(n)
-                loss_sum, seen = 0.0, 0
-                window_loss, window_seen = 0.0, 0  # the loss since the last progress report, for live curves
+                tally = LossTally()
                 for b in range(steps_per_epoch):
                     ctx.check()
                     idx = order[b * batch:(b + 1) * batch]
                     x = torch.from_numpy(np.ascontiguousarray(data.train.x[idx])).contiguous(memory_format=layout)
                     y = torch.from_numpy(data.train.y[idx].astype(np.int64))
-                    for group in optimizer.param_groups:
-                        group["lr"] = p.learning_rate * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+                    cosine_lr(optimizer, p.learning_rate, step, total_steps)
                     optimizer.zero_grad(set_to_none=True)
                     loss = F.cross_entropy(model(x), y)
                     if not torch.isfinite(loss):
@@ -104,17 +132,12 @@ class FineTune(Method):
                                              "lower the learning rate")
                     loss.backward()
                     optimizer.step()
-                    loss_sum += loss.item() * len(idx)
-                    seen += len(idx)
+                    tally.add(loss.item(), len(idx))
                     step += 1
-                    window_loss += loss.item() * len(idx)
-                    window_seen += len(idx)
-                    if b % _PROGRESS_EVERY == _PROGRESS_EVERY - 1 or b == steps_per_epoch - 1:
-                        yield Progress(0.95 * step / total_steps,
-                                       f"epoch {epoch}/{p.epochs} · loss {loss_sum / seen:.3f}",
-                                       {"epoch": step / steps_per_epoch, "train loss": window_loss / window_seen})
-                        window_loss, window_seen = 0.0, 0
-                train_loss = loss_sum / max(1, seen)
+                    if b % PROGRESS_EVERY == PROGRESS_EVERY - 1 or b == steps_per_epoch - 1:
+                        yield Progress(0.95 * step / total_steps, f"epoch {epoch}/{p.epochs} · loss {tally.mean:.3f}",
+                                       {"epoch": step / steps_per_epoch, "train loss": tally.take_window()})
+                train_loss = tally.mean
                 record = {"epoch": epoch, "train_loss": train_loss}
                 val = yield from self._validate(model, data.val, ctx, epoch, p.epochs, 0.95 * step / total_steps)
                 if val is not None:
