@@ -34,7 +34,7 @@ from ..core.graph import LayerGraph
 from ..core.methods import Estimate, Method, MethodParams, RunContext
 from ..core.progress import Progress
 from .finetune import PROGRESS_EVERY, FineTune, LossTally, cosine_lr
-from .pruning import editable_module, example_inputs, remove_files, result_files, save_result
+from .pruning import editable_module, example_inputs, remove_files, removed_unless_done, result_files, save_result
 
 _TEACHER_BATCH = 256
 _CACHE_BYTES = 512 << 20  # teacher logits of the whole training split are kept when they fit in this
@@ -161,9 +161,8 @@ class KnowledgeDistillation(Method):
                                  "check the teacher path", teacher_path)
 
         checkpoint = ctx.work_dir / CHECKPOINT
-        written: list[Path] = []
-        done = False
-        try:
+        with removed_unless_done() as written:
+            written.append(checkpoint.with_suffix(".part"))  # a checkpoint cut off mid-write (the last whole one stays)
             yield Progress(0.0, "loading the teacher")
             import numpy as np
             import torch
@@ -290,16 +289,12 @@ class KnowledgeDistillation(Method):
                     "student": student_info, "history": history, "resumed_after_epoch": start - 1,
                     "epochs": p.epochs, "train_samples": n, "data": data.name,
                     "val_accuracy": [h["val_accuracy"] for h in history]}
-            written = result_files(artifact, ctx, "student")
+            written += result_files(artifact, ctx, "student")
             result = save_result(student, examples, artifact, ctx, "student", meta)
             remove_files([checkpoint, checkpoint.with_suffix(".part")])
             final = history[-1]["val_accuracy"] if history else None
             yield Progress(1.0, "done" + (f" · val acc {100 * final:.2f} %" if final is not None else ""))
-            done = True
             return result
-        finally:
-            if not done:
-                remove_files(written + [checkpoint.with_suffix(".part")])
 
     # ---- parts -----------------------------------------------------------------------------------------------
     @staticmethod

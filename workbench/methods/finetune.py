@@ -21,7 +21,7 @@ from ..core.errors import WorkbenchError
 from ..core.graph import LayerGraph
 from ..core.methods import Estimate, Method, MethodParams, RunContext
 from ..core.progress import Progress
-from .pruning import editable_module, example_inputs, remove_files, result_files, save_result
+from .pruning import editable_module, example_inputs, removed_unless_done, result_files, save_result
 
 PROGRESS_EVERY = 5  # batches between progress messages (live loss)
 
@@ -90,9 +90,7 @@ class FineTune(Method):
         self.check_accepts(artifact)
         data = check_training_data(ctx.data, artifact.input_shapes[0], self.id)
 
-        written: list[Path] = []
-        done = False
-        try:
+        with removed_unless_done() as written:
             yield Progress(0.0, "loading the model")
             import numpy as np
             import torch
@@ -157,14 +155,10 @@ class FineTune(Method):
                     "val_accuracy": [h.get("val_accuracy") for h in history],
                     "val_loss": [h.get("val_loss") for h in history], "history": history,
                     "val_samples": len(data.val) if data.val.y is not None else 0}
-            written = result_files(artifact, ctx, "finetuned")
+            written += result_files(artifact, ctx, "finetuned")
             result = save_result(model, examples, artifact, ctx, "finetuned", meta)
             yield Progress(1.0, f"done · loss {train_loss:.3f}")
-            done = True
             return result
-        finally:
-            if not done:
-                remove_files(written)
 
     # ---- parts -----------------------------------------------------------------------------------------------
     @staticmethod

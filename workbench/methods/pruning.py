@@ -21,7 +21,7 @@ import gzip
 import io
 import math
 from pathlib import Path
-from typing import Any, Generator, Iterable, Literal
+from typing import Any, Generator, Iterable, Iterator, Literal
 
 from pydantic import Field
 
@@ -79,6 +79,18 @@ def remove_files(paths: Iterable[Path]) -> None:
             p.unlink(missing_ok=True)
         except OSError:
             pass
+
+
+@contextlib.contextmanager
+def removed_unless_done() -> Iterator[list[Path]]:
+    """A list to add a method's output files to (finished or partial); they are removed when the block ends with an
+    error or Cancel (or the run's generator is closed), and kept when it completes."""
+    written: list[Path] = []
+    try:
+        yield written
+    except BaseException:
+        remove_files(written)
+        raise
 
 
 def result_files(artifact: ModelArtifact, ctx: RunContext, stem: str) -> list[Path]:
@@ -277,9 +289,7 @@ class ChannelPruning(Method):
         self.check_accepts(artifact)
         ratios = self._override_ratios(ctx.overrides)
         batches = self._taylor_batches(artifact, ctx) if p.importance == "taylor" else None
-        written: list[Path] = []
-        done = False
-        try:
+        with removed_unless_done() as written:
             yield Progress(0.0, "loading the model")
             import torch
             import torch_pruning as tp
@@ -335,7 +345,7 @@ class ChannelPruning(Method):
             meta = {"method": self.id, "params": p.model_dump(), "overrides": dict(ctx.overrides),
                     "params_before": before.params, "macs_before": before.macs,
                     "kept_whole": sorted(shown.get(n, n) for n in finals), "channels": changed}
-            written = result_files(artifact, ctx, "pruned")
+            written += result_files(artifact, ctx, "pruned")
             result = save_result(model, examples, artifact, ctx, "pruned", meta)
             ctx.check()
             yield Progress(0.9, "counting the pruned model")
@@ -345,11 +355,7 @@ class ChannelPruning(Method):
                     f"({after.params / max(1, before.params):.0%}), MACs {before.macs:,} → {after.macs:,} "
                     f"({after.macs / max(1, before.macs):.0%}); {len(changed)} layers narrowed")
             yield Progress(1.0, "done")
-            done = True
             return result
-        finally:
-            if not done:
-                remove_files(written)
 
     # ---- parts -----------------------------------------------------------------------------------------------
     def _override_ratios(self, overrides: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -532,9 +538,7 @@ class MagnitudePruning(Method):
             ctx: RunContext) -> Generator[Progress, None, ModelArtifact]:
         p: MagnitudePruningParams = params  # type: ignore[assignment]
         self.check_accepts(artifact)
-        written: list[Path] = []
-        done = False
-        try:
+        with removed_unless_done() as written:
             yield Progress(0.0, "loading the model")
             import torch
 
@@ -569,18 +573,14 @@ class MagnitudePruning(Method):
                     "size_dense_bytes": dense, "size_compressed_bytes": compressed,
                     "size_compressed_method": "gzip (level 6) of the raw tensors of the state_dict, measured"}
             yield Progress(0.7, "saving")
-            written = result_files(artifact, ctx, "sparse")
+            written += result_files(artifact, ctx, "sparse")
             result = save_result(model, examples, artifact, ctx, "sparse", meta)
             ctx.log(f"prune.magnitude: {zeros / max(1, total):.1%} of {total:,} conv/linear weights are zero; "
                     f"weights gzip to {compressed / 1e6:.2f} MB (dense {dense / 1e6:.2f} MB). Shapes are "
                     "unchanged, so it runs no faster on dense kernels; fine-tuning afterwards refills the zeros "
                     "(no masks are kept)")
             yield Progress(1.0, "done")
-            done = True
             return result
-        finally:
-            if not done:
-                remove_files(written)
 
     def _overrides(self, model, layers: dict, overrides: dict[str, dict[str, Any]],
                    graph: LayerGraph | None = None) -> dict[str, float]:

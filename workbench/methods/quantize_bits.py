@@ -35,7 +35,8 @@ from ..core.errors import WorkbenchError
 from ..core.graph import LayerGraph
 from ..core.methods import Estimate, Method, MethodParams, RunContext, per_layer
 from ..core.progress import Progress
-from .pruning import (WEIGHTED_OPS, _matches, _resolve_modules, _weighted_layers, editable_module, example_inputs, remove_files, save_result)
+from .pruning import (WEIGHTED_OPS, _matches, _resolve_modules, _weighted_layers, editable_module, example_inputs,
+                      removed_unless_done, save_result)
 from .quantize_int8 import _out_channels
 
 SIMULATED_NOTE = ("simulated with fake quantization: runs as float; real integer kernels exist for int8 "
@@ -411,9 +412,7 @@ class BitWidthQuantization(Method):
             raise WorkbenchError("quantize.bits: fake quantization edits PyTorch layers, and this model is ONNX",
                                  "choose export=fp16 or export=matmul_nbits, or open the PyTorch model",
                                  artifact.path)
-        written: list[Path] = []
-        done = False
-        try:
+        with removed_unless_done() as written:
             yield Progress(0.0, "loading the model")
             import torch
 
@@ -450,18 +449,14 @@ class BitWidthQuantization(Method):
                                                       "(biases, normalisation) as float32",
                     "note": SIMULATED_NOTE}
             yield Progress(0.7, "saving")
-            written = torch_output_files(ctx.output_path("lowbit", ".pt2"))
+            written += torch_output_files(ctx.output_path("lowbit", ".pt2"))
             result = save_result(model, examples, artifact, ctx, "lowbit", meta)
             mixed = sorted(set(bits.values()))
             ctx.log(f"quantize.bits: {len(layers)} layers at {'/'.join(map(str, mixed))} bits; weights packed "
                     f"{packed / 1e3:.1f} kB vs {4 * quantized_numel / 1e3:.1f} kB float32 (estimated). "
                     + SIMULATED_NOTE)
             yield Progress(1.0, "done")
-            done = True
             return result
-        finally:
-            if not done:
-                remove_files(written)
 
     def _run_nbits(self, artifact: ModelArtifact, p: BitWidthParams,
                    ctx: RunContext) -> Generator[Progress, None, ModelArtifact]:
@@ -472,15 +467,15 @@ class BitWidthQuantization(Method):
             raise WorkbenchError(f"quantize.bits: block_size {p.block_size} is not a power of two",
                                  "use 16, 32, 64, 128 or 256")
         yield Progress(0.0, "exporting to ONNX")
-        final = None
-        done = False
-        tmp = Path(tempfile.mkdtemp(prefix="workbench-nbits-"))
-        try:
+        with tempfile.TemporaryDirectory(prefix="workbench-nbits-", ignore_cleanup_errors=True) as folder, \
+                removed_unless_done() as written:
+            tmp = Path(folder)
             fp32 = export_onnx(artifact, tmp / "fp32.onnx")
             ctx.check()
             exclude = excluded_nodes(fp32.path, ctx.overrides)
             yield Progress(0.3, f"quantizing linear weights to {p.weight_bits} bits (MatMulNBits)")
             final = ctx.output_path(f"int{p.weight_bits}_matmul", ".onnx")
+            written += [final, final.with_suffix(".part.onnx")]
             info = nbits_export(fp32.path, final, p.weight_bits, p.block_size, p.symmetric, exclude)
             ctx.check()
             yield Progress(0.8, "checking it in ONNX Runtime against float32")
@@ -499,24 +494,18 @@ class BitWidthQuantization(Method):
                     f"vs {result.meta['fp32_onnx_bytes'] / 1e3:.1f} kB float32; max output difference {diff:.3g}"
                     + (f", top-1 agreement {100 * agree:.1f} % on {len(x)} inputs" if agree is not None else ""))
             yield Progress(1.0, "done")
-            done = True
             return result
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if not done and final is not None:
-                remove_files([final, final.with_suffix(".part.onnx")])
 
     def _run_fp16(self, artifact: ModelArtifact, p: BitWidthParams,
                   ctx: RunContext) -> Generator[Progress, None, ModelArtifact]:
         yield Progress(0.0, "exporting to ONNX")
-        final = None
-        done = False
-        tmp = Path(tempfile.mkdtemp(prefix="workbench-fp16-"))
-        try:
+        with tempfile.TemporaryDirectory(prefix="workbench-fp16-", ignore_cleanup_errors=True) as folder, \
+                removed_unless_done() as written:
             ctx.check()
             yield Progress(0.2, "converting to float16 and checking it in ONNX Runtime")
             final = ctx.output_path("fp16", ".onnx")
-            result, info = fp16_export(artifact, final, tmp, ctx.log)
+            written += [final, final.with_suffix(".part.onnx")]
+            result, info = fp16_export(artifact, final, Path(folder), ctx.log)
             ctx.check()
             result.meta = {"method": self.id, "params": p.model_dump(), "simulated": False, **info,
                            "note": "real float16 weights" + (" and computation" if info["fp16_compute"] else
@@ -526,9 +515,4 @@ class BitWidthQuantization(Method):
                     f"{info['fp32_onnx_bytes'] / 1e3:.1f} kB float32; max output difference "
                     f"{info['max_abs_diff_vs_fp32']:.2g}")
             yield Progress(1.0, "done")
-            done = True
             return result
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if not done and final is not None:
-                remove_files([final, final.with_suffix(".part.onnx")])

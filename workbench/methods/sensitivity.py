@@ -25,7 +25,7 @@ from ..core.graph import LayerGraph
 from ..core.methods import Estimate, Method, MethodParams, RunContext
 from ..core.metrics import MetricSource, register
 from ..core.progress import Progress
-from .pruning import _weighted_layers, editable_module, example_inputs, remove_files, save_result
+from .pruning import _weighted_layers, editable_module, example_inputs, removed_unless_done, save_result
 from .quantize_bits import channel_axis, fake_quantize
 
 SENSITIVE_SHARE = 0.2  # the most sensitive fifth of the layers keeps 8 bits in the suggestion
@@ -132,9 +132,7 @@ class Sensitivity(Method):
             raise WorkbenchError(f"{self.id} needs labelled validation data",
                                  "pass data with labels (--data demo or an .npz with x and y)")
         check_fits(data, artifact.input_shapes[0])
-        written: list[Path] = []
-        done = False
-        try:
+        with removed_unless_done() as written:
             yield Progress(0.0, "loading the model")
             import torch
 
@@ -170,15 +168,11 @@ class Sensitivity(Method):
                     "samples": len(val), "data": val.name, "suggestion": suggestion(table, p.bits),
                     "note": ANALYSIS_NOTE}
             yield Progress(0.92, "saving")
-            written = torch_output_files(ctx.output_path("sensitivity", ".pt2"))
+            written += torch_output_files(ctx.output_path("sensitivity", ".pt2"))
             result = save_result(model, examples, artifact, ctx, "sensitivity", meta)
             worst = ", ".join(f"{row['layer']} {row['drop_points']:+.1f}" for row in table[:3])
             probe = f"{p.bits}-bit weights" if p.probe == "quantize" else f"{p.ratio:.0%} of channels zeroed"
             ctx.log(f"{self.id}: base accuracy {100 * base:.2f} % on {len(val)} samples; most sensitive to "
                     f"{probe}: {worst or 'none'} (points lost)")
             yield Progress(1.0, "done")
-            done = True
             return result
-        finally:
-            if not done:
-                remove_files(written)
