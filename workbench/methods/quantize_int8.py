@@ -644,6 +644,33 @@ def _save(model, path: Path) -> None:
               location=path.name + ".data" if large else None)
 
 
+def _check_and_publish(part: Path, final: Path, tmp: Path, keep_tensors, keep_nodes, kept_float: set[str],
+                       ctx: RunContext, method_id: str, fraction: float,
+                       edit: Callable | None = None) -> Generator[Progress, None, dict[str, Any]]:
+    """The last part of both int8 methods: reload the quantizer's output, ``edit`` it, compact and save it, count
+    which layers run as integer kernels (logged), and move it into place; returns the coverage."""
+    import onnx
+
+    quantized = onnx.load(str(part))
+    if edit is not None:
+        edit(quantized)
+    _compact(quantized, keep_tensors, keep_nodes)
+    _save(quantized, part)
+    del quantized
+    ctx.check()
+    yield Progress(fraction, "checking which layers run as integer kernels")
+    cov = integer_coverage(part, tmp, keep_nodes)
+    _report_coverage(cov, kept_float, ctx, method_id)
+    ctx.check()
+    _finish(part, final)
+    return cov
+
+
+def _coverage_meta(cov: dict[str, Any]) -> dict[str, Any]:
+    """The integer-kernel coverage an int8 artifact's meta carries (the device check reads it)."""
+    return {k: cov[k] for k in ("integer_ops", "float_compute_ops", "float_op_names", "op_types")}
+
+
 def _finish(part: Path, final: Path) -> None:
     """Move the finished model (and any external data beside it) into place atomically."""
     data = part.with_name(part.name + ".data")
@@ -702,7 +729,6 @@ class StaticInt8(Method):
             ctx.check()
             yield Progress(0.0, "starting static int8 quantization")
             named, model = yield from _named_model(artifact, tmp, ctx)
-            import onnx
             from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
             ctx.check()
@@ -765,25 +791,19 @@ class StaticInt8(Method):
             yield Progress(0.15, f"calibrating: 0/{used} samples")
             yield from _run_in_thread(quantize, status, ctx, stop)
             ctx.check()
-            quantized = onnx.load(str(part))
-            _float_inputs_for_kept_layers(quantized, kept_float)
-            _strip_zero_bias_zero_points(quantized)
-            _compact(quantized, keep_tensors, keep_nodes)
-            _save(quantized, part)
-            del quantized
-            ctx.check()
-            yield Progress(0.9, "checking which layers run as integer kernels")
-            cov = integer_coverage(part, tmp, keep_nodes)
-            _report_coverage(cov, kept_float, ctx, self.id)
-            ctx.check()
-            _finish(part, final)
+
+            def edit(model) -> None:
+                _float_inputs_for_kept_layers(model, kept_float)
+                _strip_zero_bias_zero_points(model)
+
+            cov = yield from _check_and_publish(part, final, tmp, keep_tensors, keep_nodes, kept_float, ctx, self.id,
+                                                0.9, edit)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         yield Progress(1.0, "done")
-        meta = {"method": self.id, "params": params.model_dump(), "integer_ops": cov["integer_ops"],
-                "float_compute_ops": cov["float_compute_ops"], "float_op_names": cov["float_op_names"],
+        meta = {"method": self.id, "params": params.model_dump(), **_coverage_meta(cov),
                 "activation_type": activation, "reduce_range": reduce_range, "vnni": vnni,
-                "op_types": cov["op_types"], "calibration_samples_used": used,
+                "calibration_samples_used": used,
                 "kept_float": sorted(kept_float), "source": str(artifact.path)}
         return ModelArtifact(path=final, format="onnx", inputs=artifact.inputs, meta=meta)
 
@@ -857,7 +877,6 @@ class DynamicInt8(Method):
             ctx.check()
             yield Progress(0.0, "starting dynamic int8 quantization")
             named, model = yield from _named_model(artifact, tmp, ctx)
-            import onnx
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             try:
@@ -891,21 +910,13 @@ class DynamicInt8(Method):
                              nodes_to_quantize=with_gemm_aliases(include),
                              nodes_to_exclude=with_gemm_aliases(exclude) or None)
             ctx.check()
-            quantized = onnx.load(str(part))
-            _compact(quantized, keep_tensors, keep_nodes)
-            _save(quantized, part)
-            del quantized
-            yield Progress(0.8, "checking which layers run as integer kernels")
-            cov = integer_coverage(part, tmp, keep_nodes)
-            _report_coverage(cov, kept_float, ctx, self.id)
-            ctx.check()
-            _finish(part, final)
+            cov = yield from _check_and_publish(part, final, tmp, keep_tensors, keep_nodes, kept_float, ctx, self.id,
+                                                0.8)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         yield Progress(1.0, "done")
-        meta = {"method": self.id, "params": params.model_dump(), "integer_ops": cov["integer_ops"],
-                "float_compute_ops": cov["float_compute_ops"], "float_op_names": cov["float_op_names"],
+        meta = {"method": self.id, "params": params.model_dump(), **_coverage_meta(cov),
                 "activation_type": "uint8 (dynamic)", "reduce_range": reduce_range, "vnni": vnni,
-                "op_types": cov["op_types"], "conv_mac_share": round(share, 3), "kept_float": sorted(kept_float),
+                "conv_mac_share": round(share, 3), "kept_float": sorted(kept_float),
                 "source": str(artifact.path)}
         return ModelArtifact(path=final, format="onnx", inputs=artifact.inputs, meta=meta)
