@@ -216,13 +216,14 @@ def _charts(rows: list[Row], picture: Picture) -> str:
             + picture(lat_svg, "Top-1 accuracy against latency p50, with the Pareto front", CHART_W))
 
 
-def _layers(project: Project, picture: Picture, graph_png: bytes | None) -> str:
+def _layers(project: Project, picture: Picture, graph_png: bytes | None, graph=None) -> str:
     from .modelspec import open_spec
     from .variants import layer_key
 
     if project.base_model is None:
         return '<p class="muted">No base model.</p>'
-    graph, _ = open_spec(project.base_model, project.folder)
+    if graph is None:
+        graph, _ = open_spec(project.base_model, project.folder)
     total = graph.macs
     nodes = [n for n in graph.nodes if n.macs]
     shown = [n for n in nodes if total and n.macs >= MIN_LAYER_SHARE * total]
@@ -380,12 +381,12 @@ footer{margin-top:30px;color:#7b8794;font-size:12px}
 
 def build_report(project: Project, *, title: str | None = None, device: str | None = None,
                  graph_png: bytes | None = None, run_log: dict | None = None,
-                 picture: Picture = inline_svg) -> str:
+                 picture: Picture = inline_svg, base_graph=None) -> str:
     """The report of ``project`` as one HTML document (a string).
 
     ``device`` picks whose latency is shown (default: each variant's latest measurement); ``graph_png`` adds a
     picture of the base model's graph (rendered by the GUI); ``run_log`` the demo's timings (default: read from
-    the project folder).
+    the project folder); ``base_graph`` the base model's LayerGraph when the caller has it open already.
     """
     rows = _rows(project, device)
     if not rows:
@@ -419,7 +420,7 @@ def build_report(project: Project, *, title: str | None = None, device: str | No
         '<p class="muted">Each point is a variant; grey lines join a variant to the one it was made from; the '
         "dashed line is the Pareto front (no other variant is both smaller or faster and more accurate).</p>",
         _charts(rows, picture),
-        '<h2 class="newpage">Where the base model spends its compute</h2>', _layers(project, picture, graph_png),
+        '<h2 class="newpage">Where the base model spends its compute</h2>', _layers(project, picture, graph_png, base_graph),
         "<h2>How each figure was measured</h2>", _measurement(rows, env),
         "<h2>Recipes</h2>", _recipes(project, rows),
         "<h2>Environment</h2>", _table(list(env.items())),

@@ -29,7 +29,8 @@ def save_report(project: Project, path: Path, **options) -> Path:
 
         from .report_graph import graph_picture
 
-        options["graph_png"] = graph_picture(open_spec(project.base_model, project.folder)[0])
+        options.setdefault("base_graph", open_spec(project.base_model, project.folder)[0])  # opened once for both
+        options["graph_png"] = graph_picture(options["base_graph"])
     if suffix == ".html":
         from workbench.core.report_html import write_report_html
 
