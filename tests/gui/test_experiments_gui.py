@@ -14,6 +14,7 @@ def _open_demo(qtbot, window):
         window.open_demo()
     # the base model is measured at once on a worker (accuracy on the validation split, latency here)
     qtbot.waitUntil(lambda: bool(window.project.variant("base").accuracy), timeout=60000)
+    qtbot.waitUntil(lambda: not window.experiment_task.busy(), timeout=60000)  # its latency comes after
 
 
 def _apply(qtbot, window, method_id, values):
@@ -171,8 +172,10 @@ def test_a_search_from_the_window_streams_its_variants_into_the_charts(qtbot, wi
     panel.ratio_to.setValue(0.0)
     for label, box in panel.bits.items():
         box.setChecked(label in {"fp32", "int8"})
+    window.measure_variant("base")  # Start pressed while a measurement runs: the search waits for it
     with qtbot.waitSignal(panel.finished, timeout=180000):
         panel.start_button.click()
+        assert not panel.start_button.isEnabled() and panel.stop_button.isEnabled()
         window.compress.select_method("prune.magnitude")
         window.apply_method("prune.magnitude", {}, {}, "")  # refused while the search changes the project
         assert "search is running" in window.last_error

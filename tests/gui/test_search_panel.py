@@ -63,3 +63,21 @@ def test_stop_ends_the_search_and_leaves_no_running_variant(qtbot, panel):
     assert all(v.status == "done" for v in panel.project.variants.values())
     assert [v.id for v in panel.project.variants.values()] == ["base"]  # the pruning run was discarded
     assert panel.start_button.isEnabled() and "Start resumes" in panel.status.text()
+
+
+def test_start_while_another_step_runs_waits_for_it_and_stop_cancels_the_wait(qtbot, panel):
+    choose(panel, (0.0, 0.0), {"fp32"})
+    other = ["the measurement"]
+    panel.busy_elsewhere = lambda: other[0]
+    panel.start_button.click()
+    assert "waiting for the measurement" in panel.status.text() and panel.running()
+    assert not panel.slot.busy() and not panel.start_button.isEnabled() and panel.stop_button.isEnabled()
+    panel.stop_button.click()  # Stop cancels the wait: nothing ran, Start is offered again
+    assert not panel.running() and panel.start_button.isEnabled() and panel.status.text() == "not started"
+    qtbot.wait(400)
+    assert not panel.slot.busy()
+    panel.start_button.click()
+    assert panel.running() and not panel.slot.busy()
+    with qtbot.waitSignal(panel.finished, timeout=180000):
+        other[0] = ""  # the other step ends: the search starts by itself
+    assert panel.table.rowCount() == 1

@@ -109,7 +109,7 @@ class MainWindow(QMainWindow):
         self._dock("search", "Search", self._scrolled(self.search_panel), Qt.RightDockWidgetArea)
         self.tabifyDockWidget(self.docks["devices"], self.docks["search"])
         self.docks["details"].raise_()
-        self.search_panel.busy_elsewhere = lambda: self.methods_task.busy() or self.experiment_task.busy()
+        self.search_panel.busy_elsewhere = self._step_running
         self.search_panel.failed.connect(lambda message: log.error("Search: %s", message))
         self.search_panel.finished.connect(lambda result: log.info("Search finished: %s", result.best.label
                                                                    if getattr(result, "best", None) else "no winner"))
@@ -537,7 +537,7 @@ class MainWindow(QMainWindow):
         except WorkbenchError as exc:
             self.show_error(exc.one_line())
             return
-        if self.search_panel.slot.busy():
+        if self.search_panel.running():
             self.show_error("A search is running on this project: stop it (Search dock) before applying a step.")
             return
         if method.kind == "analysis" or self.project is None or self.current_variant is None:
@@ -794,7 +794,7 @@ class MainWindow(QMainWindow):
             self.measure_variant(ROOT_ID)
 
     def _set_project(self, project, current: str | None) -> None:
-        if self.search_panel.slot.busy():
+        if self.search_panel.running():
             self.search_panel.shutdown()
         self.project = project
         self.current_variant = current
@@ -898,6 +898,17 @@ class MainWindow(QMainWindow):
         task = self._start_loading(variant.name, lambda token: load_steps(request, token, loader=shared_loader()))
         task.finished.connect(lambda state, r=request, v=(variant_id, artifact): self._loaded(r, state, v))
         task.failed.connect(lambda exc, r=request: self._load_failed(r, exc))
+
+    _TASK_WORDS = {"method": "the running step", "latency": "the latency measurement", "int8 check": "the int8 check",
+                   "measure": "the measurement", "compare": "the comparison"}
+
+    def _step_running(self) -> str:
+        """What else is changing the project now, in words ("" when nothing is)."""
+        for slot in (self.methods_task, self.experiment_task):
+            if slot.busy():
+                name = slot.current.name if slot.current is not None else ""
+                return self._TASK_WORDS.get(name, "the running step")
+        return ""
 
     def measure_variant(self, variant_id: str) -> None:
         """Measure accuracy (validation split) and latency (this machine, 1 thread) of a variant on a worker."""

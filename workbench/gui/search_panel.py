@@ -48,7 +48,7 @@ class SearchPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.busy_elsewhere = lambda: False  # the window says when another task is changing the project
+        self.busy_elsewhere = lambda: ""  # the window names the other task changing the project ("" when none)
         self.project: Project | None = None
         self.parent_id = ROOT_ID
         self.slot = TaskSlot(self)
@@ -139,6 +139,9 @@ class SearchPanel(QWidget):
         self._idle = QTimer(self)  # a stopped search still winds its workers down: Start waits for that
         self._idle.setInterval(100)
         self._idle.timeout.connect(self._check_idle)
+        self._waiting = QTimer(self)  # Start pressed while another step runs: the search starts when it ends
+        self._waiting.setInterval(200)
+        self._waiting.timeout.connect(self._start_when_free)
         self._set_running(False)
 
     def _spin(self, value: float, lo: float, hi: float, step: float) -> QDoubleSpinBox:
@@ -183,7 +186,12 @@ class SearchPanel(QWidget):
         self.summary.setText(f"{size} candidates" + (f", {self.trials.value()} trials drawn" if optuna else ""))
         self._set_running(self.slot.busy())
 
+    def running(self) -> bool:
+        """A search runs, or waits for another step to end before it starts."""
+        return self.slot.busy() or self._waiting.isActive()
+
     def _set_running(self, running: bool) -> None:
+        running = running or self._waiting.isActive()
         ready = self.project is not None and any(b.isChecked() for b in self.bits.values())
         self.start_button.setEnabled(ready and not running)
         self.stop_button.setEnabled(running)
@@ -191,11 +199,30 @@ class SearchPanel(QWidget):
 
     # ---- running -------------------------------------------------------------------------------------------------
     def start(self) -> None:
-        if self.project is None or self.slot.busy():
+        if self.project is None or self.running():
             return
-        if self.busy_elsewhere():
-            self._fail("another step is running on this project: wait for it or cancel it, then start the search")
+        try:
+            self.config()
+        except WorkbenchError as exc:
+            self._fail(exc.one_line())
             return
+        other = self.busy_elsewhere()
+        if other:  # e.g. the base model is still being measured after opening it: queue, do not refuse
+            self.status.setText(f"waiting for {other} to finish; the search starts then (Stop cancels)")
+            self._waiting.start()
+            self._set_running(True)
+            return
+        self._start_now()
+
+    def _start_when_free(self) -> None:
+        if self.project is None:
+            self._waiting.stop()
+            self._set_running(False)
+        elif not self.busy_elsewhere():
+            self._waiting.stop()
+            self._start_now()
+
+    def _start_now(self) -> None:
         try:
             config = self.config()
         except WorkbenchError as exc:
@@ -217,6 +244,11 @@ class SearchPanel(QWidget):
         self._set_running(True)
 
     def stop(self) -> None:
+        if self._waiting.isActive():
+            self._waiting.stop()
+            self._set_running(self.slot.busy())
+            self.status.setText("not started")
+            return
         task = self.slot.current
         if task is not None and task.running:
             task.cancel()
@@ -227,6 +259,7 @@ class SearchPanel(QWidget):
     def shutdown(self, ms: int = 30000) -> bool:
         """Cancel and wait for the search thread (window closing)."""
         self._idle.stop()
+        self._waiting.stop()
         return self.slot.shutdown(ms)
 
     def _check_idle(self) -> None:
