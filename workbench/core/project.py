@@ -8,7 +8,9 @@ references are reported (``clean_orphans`` removes them), and a variant that was
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -50,8 +52,24 @@ class RecoveryReport:
         return not (self.removed_temps or self.orphans or self.interrupted)
 
 
+def _locked(method):
+    """Run a check-then-change method under the project's lock."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class Project:
-    """Use :meth:`create` or :meth:`open`. Read state through the properties; change it through the methods."""
+    """Use :meth:`create` or :meth:`open`. Read state through the properties; change it through the methods.
+
+    Thread-safe: the GUI measures one variant while a method makes another, each on its own thread. Changes are
+    serialised by one re-entrant lock, and the variants and devices are replaced, never changed in place, so a
+    reader iterating :attr:`variants` holds a consistent snapshot while another thread adds to the project.
+    """
 
     def __init__(self, folder: Path, name: str) -> None:
         self.folder = Path(folder)
@@ -64,6 +82,7 @@ class Project:
         self._next_id = 1
         self._stack = CommandStack()
         self._listeners: list[Callable[[Change], None]] = []
+        self._lock = threading.RLock()
         self.dirty = False
         self.recovery = RecoveryReport()
 
@@ -95,8 +114,8 @@ class Project:
         migrated = doc.get("schema_version") != SCHEMA_VERSION
         for v in list(project._variants.values()):
             if v.status == "running":
-                project._variants[v.id] = v.with_changes(status="interrupted",
-                                                         error="the app stopped while this variant was running")
+                project._set_variant(v.with_changes(status="interrupted",
+                                                    error="the app stopped while this variant was running"))
                 report.interrupted.append(v.id)
         artifacts = project.artifacts_dir
         artifacts.mkdir(exist_ok=True)
@@ -116,11 +135,12 @@ class Project:
         return self.artifacts_dir / relative
 
     def to_doc(self) -> dict:
-        return {"schema_version": SCHEMA_VERSION, "name": self._name, "seed": self._seed,
-                "base_model": self._base.model_dump(mode="json") if self._base else None,
-                "dataset": self._dataset.to_dict() if self._dataset else None,
-                "devices": [dict(d) for d in self._devices],
-                "variants": [v.to_dict() for v in list(self._variants.values())], "next_id": self._next_id}
+        with self._lock:
+            return {"schema_version": SCHEMA_VERSION, "name": self._name, "seed": self._seed,
+                    "base_model": self._base.model_dump(mode="json") if self._base else None,
+                    "dataset": self._dataset.to_dict() if self._dataset else None,
+                    "devices": [dict(d) for d in self._devices],
+                    "variants": [v.to_dict() for v in self._variants.values()], "next_id": self._next_id}
 
     @classmethod
     def _from_doc(cls, folder: Path, doc: dict) -> "Project":
@@ -139,16 +159,18 @@ class Project:
         return project
 
     def save(self) -> None:
-        write_atomic(self.folder / PROJECT_FILE, json.dumps(self.to_doc(), indent=1))
-        self.dirty = False
+        with self._lock:  # no change slips in between the snapshot and clearing ``dirty``
+            write_atomic(self.folder / PROJECT_FILE, json.dumps(self.to_doc(), indent=1))
+            self.dirty = False
         self._notify(Change("saved"))
 
     def autosave(self) -> bool:
         """Save when something changed since the last save; returns whether it wrote."""
-        if not self.dirty:
-            return False
-        self.save()
-        return True
+        with self._lock:
+            if not self.dirty:
+                return False
+            self.save()
+            return True
 
     def referenced_files(self) -> set[str]:
         refs: set[str] = set()
@@ -224,6 +246,12 @@ class Project:
             out += self._subtree(child.id)
         return out
 
+    def _set_variant(self, variant: Variant) -> None:
+        self._variants = {**self._variants, variant.id: variant}
+
+    def _drop_variants(self, *variant_ids: str) -> None:
+        self._variants = {k: v for k, v in self._variants.items() if k not in variant_ids}
+
     # ---- listeners and undo ----------------------------------------------------------------------------------
     def add_listener(self, callback: Callable[[Change], None]) -> None:
         self._listeners.append(callback)
@@ -252,21 +280,26 @@ class Project:
         return self._stack.redo_label
 
     def undo(self) -> None:
-        command = self._stack.undo()
+        with self._lock:
+            command = self._stack.undo()
+            if command:
+                self.dirty = True
         if command:
-            self.dirty = True
             self._notify(Change("undo", label=command.label))
 
     def redo(self) -> None:
-        command = self._stack.redo()
+        with self._lock:
+            command = self._stack.redo()
+            if command:
+                self.dirty = True
         if command:
-            self.dirty = True
             self._notify(Change("redo", label=command.label))
 
     def _push(self, label: str, kind: str, do: Callable[[], None], undo: Callable[[], None],
               variant_id: str | None = None) -> None:
-        self._stack.push(Command(label, do, undo))
-        self.dirty = True
+        with self._lock:
+            self._stack.push(Command(label, do, undo))
+            self.dirty = True
         self._notify(Change(kind, variant_id, label))
 
     def _attr_command(self, label: str, kind: str, attr: str, value: Any) -> None:
@@ -283,6 +316,7 @@ class Project:
     def set_dataset(self, config: DatasetConfig | None) -> None:
         self._attr_command(f"Set dataset {config.kind if config else 'none'}", "dataset", "_dataset", config)
 
+    @_locked
     def set_base_model(self, spec: ModelSpec) -> None:
         """Choose the base model; the root variant is (re)created. Refused once variants derive from it."""
         if any(v.parent is not None for v in self._variants.values()):
@@ -293,17 +327,18 @@ class Project:
 
         def do():
             self._base = spec
-            self._variants[ROOT_ID] = root
+            self._set_variant(root)
 
         def undo():
             self._base = old_base
             if old_root is None:
-                self._variants.pop(ROOT_ID, None)
+                self._drop_variants(ROOT_ID)
             else:
-                self._variants[ROOT_ID] = old_root
+                self._set_variant(old_root)
 
         self._push(f"Set base model {Path(spec.path).name}", "base", do, undo, ROOT_ID)
 
+    @_locked
     def add_device(self, device: dict[str, Any]) -> None:
         """A device where latency is measured: a dict with at least a unique ``name``."""
         if not device.get("name"):
@@ -311,28 +346,32 @@ class Project:
         if any(d["name"] == device["name"] for d in self._devices):
             raise WorkbenchError(f"the project already has a device named '{device['name']}'", "pick another name")
         entry = dict(device)
-        self._push(f"Add device {entry['name']}", "device", lambda: self._devices.append(entry),
-                   lambda: self._devices.remove(entry))
+        self._push(f"Add device {entry['name']}", "device", lambda: setattr(self, "_devices", self._devices + [entry]),
+                   lambda: setattr(self, "_devices", [d for d in self._devices if d is not entry]))
 
+    @_locked
     def remove_device(self, name: str) -> None:
         found = [d for d in self._devices if d["name"] == name]
         if not found:
             raise WorkbenchError(f"no device named '{name}'", "see the project's devices")
         entry, index = found[0], self._devices.index(found[0])
-        self._push(f"Remove device {name}", "device", lambda: self._devices.remove(entry),
-                   lambda: self._devices.insert(index, entry))
+        self._push(f"Remove device {name}", "device",
+                   lambda: setattr(self, "_devices", [d for d in self._devices if d is not entry]),
+                   lambda: setattr(self, "_devices", self._devices[:index] + [entry] + self._devices[index:]))
 
     def new_variant_id(self) -> str:
         """A fresh id (``v7``); ids are never handed out twice, so a removed variant's files cannot be mistaken."""
-        while f"v{self._next_id}" in self._variants:
+        with self._lock:
+            while f"v{self._next_id}" in self._variants:
+                self._next_id += 1
             self._next_id += 1
-        self._next_id += 1
-        return f"v{self._next_id - 1}"
+            return f"v{self._next_id - 1}"
 
     def _reserve(self, variant_id: str) -> None:
         if variant_id[:1] == "v" and variant_id[1:].isdigit():
             self._next_id = max(self._next_id, int(variant_id[1:]) + 1)
 
+    @_locked
     def add_variant(self, variant: Variant, label: str = "") -> None:
         if variant.id in self._variants:
             raise WorkbenchError(f"the project already has a variant '{variant.id}'", "use a new id")
@@ -340,11 +379,8 @@ class Project:
             self.variant(variant.parent)
         self._reserve(variant.id)
 
-        def do():
-            self._variants[variant.id] = variant
-
-        self._push(label or f"Add {variant.name}", "variant", do, lambda: self._variants.pop(variant.id, None),
-                   variant.id)
+        self._push(label or f"Add {variant.name}", "variant", lambda: self._set_variant(variant),
+                   lambda: self._drop_variants(variant.id), variant.id)
 
     def plan_variant(self, parent: str, step: Step, graph=None, name: str = "") -> Variant:
         """A planned child of ``parent``; with the parent's LayerGraph its figures are the method's estimate."""
@@ -361,6 +397,7 @@ class Project:
         self.add_variant(variant, f"Plan {step.method}")
         return variant
 
+    @_locked
     def remove_variant(self, variant_id: str) -> None:
         """Remove a variant and everything derived from it (their files stay until :meth:`clean_orphans`)."""
         if variant_id == ROOT_ID:
@@ -371,8 +408,7 @@ class Project:
         order = list(self._variants)
 
         def do():
-            for v in gone:
-                self._variants.pop(v.id, None)
+            self._drop_variants(*(v.id for v in gone))
 
         def undo():
             merged = {**self._variants, **{v.id: v for v in gone}}
@@ -385,36 +421,40 @@ class Project:
         self._replace(self.variant(variant_id).with_changes(name=name), f"Rename to {name}")
 
     def record_accuracy(self, variant_id: str, value: AccuracyMetric) -> None:
-        v = self.variant(variant_id)
-        self._replace(v.with_changes(accuracy=v.accuracy + (value,)), f"Accuracy of {v.name}")
+        with self._lock:  # read, add, replace: no other thread's measurement is lost in between
+            v = self.variant(variant_id)
+            self._replace(v.with_changes(accuracy=v.accuracy + (value,)), f"Accuracy of {v.name}")
 
     def record_latency(self, variant_id: str, value: LatencyMetric) -> None:
-        v = self.variant(variant_id)
-        self._replace(v.with_changes(latency=v.latency + (value,)), f"Latency of {v.name} on {value.device}")
+        with self._lock:
+            v = self.variant(variant_id)
+            self._replace(v.with_changes(latency=v.latency + (value,)), f"Latency of {v.name} on {value.device}")
 
     def record_figures(self, variant_id: str, **figures: Figure) -> None:
         """Counted params / MACs / size of a variant's real file (replacing estimates)."""
-        v = self.variant(variant_id)
-        self._replace(v.with_changes(**figures), f"Figures of {v.name}")
+        with self._lock:
+            v = self.variant(variant_id)
+            self._replace(v.with_changes(**figures), f"Figures of {v.name}")
 
     def update_variant(self, new: Variant, label: str) -> None:
         """Replace a variant's record (one undo step); measured variants only take a new name or measurements."""
         self._replace(new, label)
 
     def _replace(self, new: Variant, label: str) -> None:
-        old = self.variant(new.id)
-        check_replace(old, new)
-        self._push(label, "variant", lambda: self._variants.__setitem__(new.id, new),
-                   lambda: self._variants.__setitem__(old.id, old), new.id)
+        with self._lock:
+            old = self.variant(new.id)
+            check_replace(old, new)
+            self._push(label, "variant", lambda: self._set_variant(new), lambda: self._set_variant(old), new.id)
 
     # ---- runs (used by workbench.core.runner) ----------------------------------------------------------------
     def start_run(self, variant: Variant) -> None:
         """Show a variant as running. Not an undo step: :meth:`end_run` records the whole run as one."""
-        if variant.id in self._variants and self._variants[variant.id].status == "running":
-            raise WorkbenchError(f"{variant.name} is already running", "wait for it or cancel it")
-        self._variants[variant.id] = variant.with_changes(status="running", error="")
-        self._reserve(variant.id)
-        self.dirty = True
+        with self._lock:
+            if variant.id in self._variants and self._variants[variant.id].status == "running":
+                raise WorkbenchError(f"{variant.name} is already running", "wait for it or cancel it")
+            self._set_variant(variant.with_changes(status="running", error=""))
+            self._reserve(variant.id)
+            self.dirty = True
         self._notify(Change("variant", variant.id, f"Running {variant.name}"))
 
     def end_run(self, final: Variant, previous: Variant | None, label: str) -> None:
@@ -422,11 +462,11 @@ class Project:
 
         def undo():
             if previous is None:
-                self._variants.pop(final.id, None)
+                self._drop_variants(final.id)
             else:
-                self._variants[final.id] = previous
+                self._set_variant(previous)
 
-        self._push(label, "variant", lambda: self._variants.__setitem__(final.id, final), undo, final.id)
+        self._push(label, "variant", lambda: self._set_variant(final), undo, final.id)
 
 
 def check_replace(old: Variant, new: Variant) -> None:
