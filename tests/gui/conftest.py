@@ -34,7 +34,7 @@ def make_window(qtbot, settings_path):
     for window in made:
         window.close()
     for window in made:
-        slots = (window.loader, window.relayout, window.details.tasks, window.methods_task, window.experiment_task)
+        slots = (window.loader, window.relayout, window.details.tasks, window.methods_task, *window.experiment_slots)
         assert not any(slot.busy() for slot in slots), "a worker thread is still running after close"
     QApplication.processEvents()
     leftover = [w for w in QApplication.topLevelWidgets() if w.isVisible()]

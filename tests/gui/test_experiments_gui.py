@@ -14,7 +14,7 @@ def _open_demo(qtbot, window):
         window.open_demo()
     # the base model is measured at once on a worker (accuracy on the validation split, latency here)
     qtbot.waitUntil(lambda: bool(window.project.variant("base").accuracy), timeout=60000)
-    qtbot.waitUntil(lambda: not window.experiment_task.busy(), timeout=60000)  # its latency comes after
+    qtbot.waitUntil(lambda: not window.measure_task.busy(), timeout=60000)  # its latency comes after
 
 
 def _apply(qtbot, window, method_id, values):
@@ -200,3 +200,16 @@ def test_the_compress_estimate_is_a_hollow_point_that_moves_with_the_slider(qtbo
     assert "estimate" in {p.id for p in chart.plotted()} and "estimate" not in chart.front_ids()
     panel.select_method("analysis.sensitivity")  # an analysis makes no variant: no point
     assert "estimate" not in chart.points
+
+
+def test_measuring_checking_a_device_and_measuring_again_never_cancel_one_another(qtbot, window):
+    _open_demo(qtbot, window)
+    assert len(window.project.variant("base").accuracy) == 1
+    window.measure_variant("base")
+    window.measure_variant("base")  # asked while the first runs: it waits its turn
+    window.check_int8(window.latency_panel.devices.devices()[0])  # this machine, on another slot
+    # each measurement adds a latency (the accuracy on the same data is known: kept once)
+    qtbot.waitUntil(lambda: len(window.project.variant("base").latency) == 3, timeout=120000)
+    qtbot.waitUntil(lambda: not any(slot.busy() for slot in window.experiment_slots), timeout=60000)
+    assert "no int8 variant yet" in window.latency_panel.result.text()  # the check finished too
+    assert len(window.project.variant("base").accuracy) == 1

@@ -61,3 +61,23 @@ def test_measurements_and_new_variants_from_several_threads_are_all_kept(tmp_pat
     assert len(project.variants) == 1 + 2 * per_thread  # every id handed out once
     project.save()
     assert len(Project.open(tmp_path / "p").variants) == 1 + 2 * per_thread
+
+
+def test_a_measurement_recorded_meanwhile_by_another_thread_is_kept(tmp_path):
+    from workbench.core.variants import Figure, LatencyMetric
+
+    project = Project.create(tmp_path / "p")
+    project.set_base_model(ModelSpec.demo())
+    before = project.variant("base")
+    # this thread measures the base model (export, counts, accuracy); meanwhile a device measures its latency
+    after = before.with_changes(deploy="base.onnx", params=Figure(100), status="done",
+                                accuracy=(AccuracyMetric(0.9, 1.0, 0.3, 1000, "demo", "f"),))
+    board = LatencyMetric("board", 1.0, 1.1, 1.2, 50, 1, "arm")
+    project.update_variant(project.variant("base").with_changes(deploy="base.onnx"), "exported by the other")
+    project.record_latency("base", board)
+    merged = project.merge_measurement(before, after, "Measure base")
+    assert merged == project.variant("base")
+    assert merged.latency == (board,) and merged.accuracy == after.accuracy  # both measurements are there
+    assert merged.deploy == "base.onnx" and merged.params == Figure(100) and merged.status == "done"
+    project.undo()  # one undo step takes back this measurement only
+    assert project.variant("base").latency == (board,) and not project.variant("base").accuracy

@@ -436,6 +436,21 @@ class Project:
             v = self.variant(variant_id)
             self._replace(v.with_changes(**figures), f"Figures of {v.name}")
 
+    def merge_measurement(self, before: Variant, after: Variant, label: str) -> Variant:
+        """Record what measuring took ``before`` to (``after``: a deploy file, counted figures, appended accuracy
+        and latency) onto the variant as it is now, which another thread may have measured meanwhile; nothing that
+        thread recorded is overwritten. Returns the variant as recorded."""
+        with self._lock:
+            current = self.variant(before.id)
+            changes = {name: getattr(after, name) for name in ("deploy", "params", "macs", "size_bytes", "status")
+                       if getattr(after, name) != getattr(before, name)
+                       and getattr(current, name) == getattr(before, name)}
+            merged = current.with_changes(accuracy=current.accuracy + after.accuracy[len(before.accuracy):],
+                                          latency=current.latency + after.latency[len(before.latency):], **changes)
+            if merged != current:
+                self._replace(merged, label)
+            return merged
+
     def update_variant(self, new: Variant, label: str) -> None:
         """Replace a variant's record (one undo step); measured variants only take a new name or measurements."""
         self._replace(new, label)

@@ -154,9 +154,7 @@ def evaluate_variant(project: Project, variant_id: str, measure_latency: Latency
     new = yield from measure(project, old, measure_latency, token=token)
     if old.id == ROOT_ID:
         new = new.with_changes(status="done")
-    if new != old:
-        project.update_variant(new, f"Measure {old.name}")
-    return new
+    return project.merge_measurement(old, new, f"Measure {old.name}")
 
 
 def run_step(project: Project, parent_id: str, step: Step | None = None, variant_id: str | None = None,

@@ -122,7 +122,12 @@ class MainWindow(QMainWindow):
         self.current_variant: str | None = None
         self.project_signals = ProjectSignals(self)
         self.project_signals.changed.connect(self._project_changed)
-        self.experiment_task = TaskSlot(self)
+        # one slot per kind of background work, so one never cancels another: measuring a variant (after opening
+        # or applying), latency and int8 checks on a device, and counting two variants to compare them
+        self.measure_task = TaskSlot(self)
+        self._measure_queue: list = []  # (project, variant id) asked for while another measurement ran
+        self.device_task = TaskSlot(self)
+        self.compare_task = TaskSlot(self)
         self.variants_panel.variant_selected.connect(self.open_variant)
         self.charts.selected.connect(self.open_variant)
         self.variants_panel.measure_requested.connect(self.measure_variant)
@@ -655,8 +660,8 @@ class MainWindow(QMainWindow):
                 if not variant.deploy:  # the base model before its first measurement: export it once
                     from workbench.core.runner import measure
 
-                    variant = yield from measure(project, variant, token=token)
-                    project.update_variant(variant, f"Export {variant.name}")
+                    measured = yield from measure(project, variant, token=token)
+                    variant = project.merge_measurement(variant, measured, f"Export {variant.name}")
                 models[vid] = variant_artifact(project, variant, deploy=True).path
             rounds = 3 if len(models) > 1 else 1
             reports = yield from measure_interleaved(device, models, BenchConfig(runs=runs, threads=1), rounds, token)
@@ -683,7 +688,7 @@ class MainWindow(QMainWindow):
 
         self.latency_panel.set_busy(True)
         self.latency_panel.result.setText(f"Measuring on {device.name}…")
-        t = self.experiment_task.start("latency", task)
+        t = self.device_task.start("latency", task)
         t.progressed.connect(lambda p: self.latency_panel.result.setText(p.message))
         t.finished.connect(done)
         t.failed.connect(lambda exc: (self.latency_panel.set_busy(False), self.latency_panel.result.setText(
@@ -728,7 +733,7 @@ class MainWindow(QMainWindow):
                                               + "\n• ".join(verdict.reasons))
 
         self.latency_panel.set_busy(True)
-        t = self.experiment_task.start("int8 check", task)
+        t = self.device_task.start("int8 check", task)
         t.finished.connect(done)
         t.failed.connect(lambda exc: (self.latency_panel.set_busy(False), self.latency_panel.result.setText(
             "Failed: " + (exc.one_line() if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"))))
@@ -902,9 +907,13 @@ class MainWindow(QMainWindow):
     _TASK_WORDS = {"method": "the running step", "latency": "the latency measurement", "int8 check": "the int8 check",
                    "measure": "the measurement", "compare": "the comparison"}
 
+    @property
+    def experiment_slots(self) -> tuple:
+        return self.measure_task, self.device_task, self.compare_task
+
     def _step_running(self) -> str:
         """What else is changing the project now, in words ("" when nothing is)."""
-        for slot in (self.methods_task, self.experiment_task):
+        for slot in (self.methods_task, self.measure_task, self.device_task):
             if slot.busy():
                 name = slot.current.name if slot.current is not None else ""
                 return self._TASK_WORDS.get(name, "the running step")
@@ -917,17 +926,33 @@ class MainWindow(QMainWindow):
         from workbench.core.runner import evaluate_variant, local_latency
 
         project = self.project
+        current = self.measure_task.current
+        if current is not None and current.running:  # one at a time, none cancelled: the next waits its turn
+            if (project, variant_id) not in self._measure_queue:
+                self._measure_queue.append((project, variant_id))
+            self.statusBar().showMessage(f"{project.variant(variant_id).name} is measured after the running "
+                                         "measurement", 4000)
+            return
 
         def task(token):
             variant = yield from evaluate_variant(project, variant_id, measure_latency=local_latency(runs=50),
                                                   token=token)
             return variant
 
-        t = self.experiment_task.start("measure", task)
+        t = self.measure_task.start("measure", task)
         t.progressed.connect(lambda p: self.statusBar().showMessage(f"Measuring: {p.message}", 3000))
         t.finished.connect(lambda v: log.info("Measured %s: %s", v.name, self._describe(v)))
         t.failed.connect(lambda exc: self.show_error(exc.one_line() if isinstance(exc, WorkbenchError)
                                                      else f"Measuring failed: {type(exc).__name__}: {exc}"))
+        for signal in (t.finished, t.failed, t.cancelled):
+            signal.connect(self._measure_next)
+
+    def _measure_next(self, *_args) -> None:
+        while self._measure_queue:
+            project, variant_id = self._measure_queue.pop(0)
+            if project is self.project and variant_id in project.variants:
+                self.measure_variant(variant_id)
+                return
 
     @staticmethod
     def _describe(v) -> str:
@@ -956,7 +981,7 @@ class MainWindow(QMainWindow):
             gb = yield from shared_loader().open(variant_artifact(project, vb).request(), token)
             return ga, gb, compare_layers(ga, gb)
 
-        t = self.experiment_task.start("compare", task)
+        t = self.compare_task.start("compare", task)
         t.finished.connect(lambda r: self.show_comparison(va, vb, *r))
         t.failed.connect(lambda exc: self.show_error(exc.one_line() if isinstance(exc, WorkbenchError)
                                                      else f"Compare failed: {type(exc).__name__}: {exc}"))
@@ -1279,7 +1304,8 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Cancel every task and wait for worker threads (a step in progress finishes in the background)."""
-        for slot in (self.loader, self.relayout, self.details.tasks, self.methods_task, self.experiment_task):
+        self._measure_queue.clear()
+        for slot in (self.loader, self.relayout, self.details.tasks, self.methods_task, *self.experiment_slots):
             slot.shutdown()
         self.latency_panel.shutdown()
         self.search_panel.shutdown()
