@@ -50,8 +50,9 @@ def test_real_profile_of_the_local_device_covers_most_of_the_time(onnx_graph, sm
     from workbench.devices.local import LocalDevice
 
     report = LocalDevice().benchmark(small_cnn.onnx, BenchConfig(warmup=3, runs=10, profile_runs=5))
-    times = map_ops(onnx_graph, report.ops, report.device)
-    assert report.ops and times.total_ms > 0
+    times = map_ops(onnx_graph, report.ops, report.device, report.profile_runs)
+    assert report.ops and times.total_ms > 0 and report.profile_runs == 5
+    assert times.total_ms == pytest.approx(sum(op.total_ms for op in report.ops) / 5)  # per inference
     assert times.matched_share > 0.5, [op.name for op in report.ops]  # conv/gemm time found its layers
     convs = [i for i, n in enumerate(onnx_graph.nodes) if n.op_type == "Conv"]
     assert all(i in times.per_node for i in convs)  # every convolution got its kernel's time

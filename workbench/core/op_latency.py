@@ -58,8 +58,13 @@ def _owner(graph: LayerGraph, producers: dict[int, list[int]], index: int, op_ty
     return index
 
 
-def map_ops(graph: LayerGraph, ops: Iterable, device: str = "") -> LayerTimes:
-    """``ops``: objects or dicts with ``name`` and ``total_ms`` (a LatencyReport's per-node profile)."""
+def map_ops(graph: LayerGraph, ops: Iterable, device: str = "", runs: int = 1) -> LayerTimes:
+    """Milliseconds per inference for each layer of ``graph``.
+
+    ``ops``: objects or dicts with ``name`` and ``total_ms`` (a LatencyReport's per-node profile), summed over
+    ``runs`` profiled inferences (the report's ``profile_runs``).
+    """
+    runs = max(1, int(runs))
     by_name = {n.name: i for i, n in enumerate(graph.nodes)}
     heaviest: dict[str, int] = {}
     for i, n in enumerate(graph.nodes):
@@ -72,7 +77,7 @@ def map_ops(graph: LayerGraph, ops: Iterable, device: str = "") -> LayerTimes:
     for op in ops:
         name = op["name"] if isinstance(op, dict) else op.name
         op_type = (op.get("op_type", "") if isinstance(op, dict) else getattr(op, "op_type", "")) or ""
-        ms = float(op["total_ms"] if isinstance(op, dict) else op.total_ms)
+        ms = float(op["total_ms"] if isinstance(op, dict) else op.total_ms) / runs
         times.total_ms += ms
         base = _ORT_SUFFIX.sub("", name.removeprefix("fused ").strip())
         index = by_name.get(name)
@@ -99,7 +104,7 @@ def register_latency_metric(graph: LayerGraph, times: LayerTimes) -> MetricSourc
         return by_name.get(node.name) if shown.source == source_path else None
 
     source = MetricSource("latency", f"Latency on {times.device or 'the device'}", "ms", "measured", value,
-                          f"time per layer from ONNX Runtime's profiler on {times.device}; "
+                          f"time per layer and inference from ONNX Runtime's profiler on {times.device}; "
                           f"{100 * times.matched_share:.0f} % of the profiled time matched to layers")
     register(source)
     return source

@@ -69,6 +69,7 @@ class LatencyReport:
     ops: list[OpTime] = field(default_factory=list)
     device_info: dict[str, Any] = field(default_factory=dict)
     provider: str = "CPUExecutionProvider"
+    profile_runs: int = 0  # the runs ``ops`` add up (their ``total_ms`` is over all of them)
     measured: bool = True  # always: a report is a measurement, never an estimate
 
     @classmethod
@@ -79,7 +80,8 @@ class LatencyReport:
                    min_ms=report["min_ms"], std_ms=report["std_ms"], runs=report["runs"],
                    warmup=report.get("warmup", 0), threads=report["threads"], load_ms=report["load_ms"],
                    first_inference_ms=report["first_inference_ms"], input_shapes=report.get("input_shapes", {}),
-                   ops=ops, device_info=info, provider=report.get("provider", "CPUExecutionProvider"))
+                   ops=ops, device_info=info, provider=report.get("provider", "CPUExecutionProvider"),
+                   profile_runs=int(report.get("profile_runs", 0)))
 
     def op_types(self) -> list[tuple[str, float]]:
         """Total profiled ms per operator type, largest first."""
