@@ -679,7 +679,7 @@ class MainWindow(QMainWindow):
             if report is not None and shown is not None and report.ops:
                 from workbench.core.op_latency import map_ops, register_latency_metric
 
-                times = map_ops(shown, report.ops, device.name)
+                times = map_ops(shown, report.ops, device.name, report.profile_runs)
                 register_latency_metric(shown, times)
                 self._refresh_metric_choices()
                 self.set_metric("latency")
