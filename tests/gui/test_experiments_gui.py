@@ -14,7 +14,7 @@ def _open_demo(qtbot, window):
         window.open_demo()
     # the base model is measured at once on a worker (accuracy on the validation split, latency here)
     qtbot.waitUntil(lambda: bool(window.project.variant("base").accuracy), timeout=60000)
-    qtbot.waitUntil(lambda: not window.measure_task.busy(), timeout=60000)  # its latency comes after
+    qtbot.waitUntil(window.measure_task.idle, timeout=60000)  # its latency comes after
 
 
 def _apply(qtbot, window, method_id, values):

@@ -132,3 +132,8 @@ class TaskSlot(QObject):
 
     def busy(self) -> bool:
         return any(t.thread_running() for t in self._all)
+
+    def idle(self) -> bool:
+        """No thread runs and the last task's outcome has been delivered (``busy`` ends when the thread does,
+        which can be just before its finished/failed signal reaches the GUI thread)."""
+        return not self.busy() and (self.current is None or not self.current.running)
