@@ -39,7 +39,7 @@ def test_points_front_and_lineage_follow_the_axis(chart):
     assert list(ys) == [97.4, 97.4, 97.5, 97.5, 98.9]
     assert chart.plot.getAxis("bottom").tickStrings([125_000], 1, 1) == ["122 KiB"]
     assert len(chart.lineage.getData()[0]) == 2 * 4  # v1, v2, v3, v4 drawn from their parents
-    assert "estimated" in chart.note.text() and "1 not yet measured" in chart.note.text()
+    assert "estimated" in chart.note.text() and "1 variant not yet measured" in chart.note.text()
 
     chart.set_axis("latency")
     assert sorted(chart.measured.data["data"]) == ["v0", "v1", "v4"]
@@ -131,3 +131,15 @@ def test_names_of_nearby_points_do_not_overlap(chart, qtbot):
     assert len(rects) == 3
     assert not any(rects[i].intersects(rects[j]) for i in range(3) for j in range(i + 1, 3))
     assert {tuple(t.anchor) for t in chart.labels} != {(0.0, 1.0)}  # one of the close pair moved
+
+
+def test_the_note_names_what_the_axis_cannot_place(chart):
+    from workbench.gui.charts import PREVIEW_ID
+
+    chart.set_points(_points() + [ChartPoint(PREVIEW_ID, "estimate: prune.channels", "v0", 98.9, 200_000, None,
+                                             False, "estimated")])
+    assert "Compress panel" not in chart.note.text()  # the estimate has a size: it is on this chart
+    chart.set_axis("latency")
+    note = chart.note.text()
+    assert "3 variants not yet measured on this axis" in note  # v2, v3 and v5 (no accuracy: on no chart)
+    assert "The Compress panel's estimate is on the size chart only." in note

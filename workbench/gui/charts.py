@@ -35,6 +35,7 @@ class ChartPoint:
     detail: str = ""
 
 
+PREVIEW_ID = "estimate"  # the id of the Compress panel's estimate point (see MainWindow._preview_estimate)
 FOCUS_POINTS = 15.0  # variants this many top-1 points below the best are drawn on the lower edge (see _focus)
 AXES = {"size": ("Size on disk", "size_bytes", "bytes"), "latency": ("Latency p50", "latency_ms", "ms")}
 
@@ -178,6 +179,20 @@ class VariantChart(QWidget):
     def _off_scale(self, point: ChartPoint) -> bool:
         return self._floor is not None and point.accuracy < self._floor
 
+    def _missing_note(self, shown) -> str:
+        """Which points this axis cannot place: variants not yet measured on it, and the Compress panel's estimate
+        (it projects size, never latency)."""
+        ids = {p.id for p in shown}
+        missing = [p for p in self.points.values() if p.id not in ids]
+        preview = sum(p.id == PREVIEW_ID for p in missing)
+        variants = len(missing) - preview
+        parts = []
+        if variants:
+            parts.append(f"{variants} variant{'s' if variants != 1 else ''} not yet measured on this axis.")
+        if preview:
+            parts.append("The Compress panel's estimate is on the size chart only.")
+        return "".join(" " + part for part in parts)
+
     def _focus(self, shown: list[ChartPoint]) -> float | None:
         """The lower edge of the accuracy axis when a collapsed variant (say 10 % before fine-tuning) would squash
         the useful ones into a line; None shows everything. Off-scale points sit on the edge as triangles."""
@@ -231,8 +246,7 @@ class VariantChart(QWidget):
                           f"estimated ○); dashed: Pareto front of the measured ones."
                           + (f" {off} far less accurate shown on the lower edge (▼); tick 'all points' for the "
                              "full scale." if off else "")
-                          + (f" {len(self.points) - len(shown)} not yet measured on this axis."
-                             if len(self.points) > len(shown) else ""))
+                          + self._missing_note(shown))
         self._draw_highlight()
         if not shown:
             self.plot.setYRange(0, 100)

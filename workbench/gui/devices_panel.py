@@ -46,6 +46,7 @@ class DevicesPanel(QWidget):
         self._devices: list[Device] = [LocalDevice()]
         self.tasks = TaskSlot(self)
         self.list = QListWidget()
+        self.list.setMaximumHeight(7 * self.list.fontMetrics().height())  # a handful of devices, not half the dock
         self.details = QLabel("Select a device and press Test to see what it is.")
         self.details.setWordWrap(True)
         self.details.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -69,6 +70,7 @@ class DevicesPanel(QWidget):
         for button in (self.test_button, self.remove_button):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.list)
         layout.addLayout(buttons)
         layout.addWidget(self.details)

@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QPlainTextEdit, QPushButton,
+                               QSpinBox, QVBoxLayout, QWidget)
 
 from .devices_panel import DevicesPanel
+
+
+class ResultText(QPlainTextEdit):
+    """The latest result, read-only and selectable; a long one (every variant of a project) scrolls instead of
+    being clipped, as a word-wrapped label in a scrolled dock was."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setReadOnly(True)
+        self.setFrameShape(QFrame.NoFrame)
+        self.viewport().setAutoFillBackground(False)
+        self.setMinimumHeight(8 * self.fontMetrics().height())
+
+    def setText(self, text: str) -> None:  # noqa: N802 - the QLabel name, which callers and tests use
+        self.setPlainText(text)
+
+    def text(self) -> str:
+        return self.toPlainText()
 
 
 class LatencyPanel(QWidget):
@@ -25,13 +43,15 @@ class LatencyPanel(QWidget):
         self.runs.setRange(10, 100000)
         self.runs.setValue(200)
         self.runs.setSuffix(" runs")
-        self.current_button = QPushButton("Measure the current variant", self)
-        self.all_button = QPushButton("Measure all variants (interleaved)", self)
-        self.all_button.setToolTip("Every done variant in turn, in 3 rounds, so load from other work hits all alike")
+        self.current_button = QPushButton("Measure current", self)
+        self.current_button.setToolTip("Time the variant shown in the graph on the chosen device")
+        self.all_button = QPushButton("Measure all variants", self)
+        self.all_button.setToolTip("Every done variant in turn, interleaved in 3 rounds, so load from other work "
+                                   "hits all alike")
         self.int8_button = QPushButton("Will int8 be faster here?", self)
-        self.result = QLabel("Latency is measured with ONNX Runtime, batch 1, one thread (steadier A/B comparisons "
-                             "on small machines); p50 is the headline, with p90/p99 and the run count.", self)
-        self.result.setWordWrap(True)
+        self.result = ResultText(self)
+        self.result.setText("Latency is measured with ONNX Runtime, batch 1, one thread (steadier A/B comparisons "
+                            "on small machines); p50 is the headline, with p90/p99 and the run count.")
         box = QGroupBox("Latency", self)
         form = QFormLayout(box)
         form.addRow("Device", self.device_combo)
@@ -44,8 +64,11 @@ class LatencyPanel(QWidget):
         form.addRow(self.result)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.devices, 1)
-        layout.addWidget(box)
+        layout.addWidget(box)  # what is used most comes first; the device list below is set up once
+        devices_box = QGroupBox("Devices", self)
+        QVBoxLayout(devices_box).addWidget(self.devices)
+        layout.addWidget(devices_box)
+        layout.addStretch(1)
         self.devices.devices_changed.connect(self._devices_changed)
         self.current_button.clicked.connect(lambda: self._emit(self.measure_current))
         self.all_button.clicked.connect(lambda: self._emit(self.measure_all))

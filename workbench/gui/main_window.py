@@ -146,10 +146,7 @@ class MainWindow(QMainWindow):
         self.methods_task = TaskSlot(self)
         self.artifact = None
         self._session_dir = None
-        self.resizeDocks([self.docks["overview"], self.docks["details"]], [180, 560], Qt.Vertical)
-        self.resizeDocks([self.docks["details"]], [380], Qt.Horizontal)
-        self.resizeDocks([self.docks["layers"]], [260], Qt.Vertical)
-        self.resizeDocks([self.docks["layers"], self.docks["charts"]], [700, 520], Qt.Horizontal)
+        self._default_layout_pending = True  # proportions for the window's real size, on first show
 
         self._build_status_bar()
         self._build_actions()
@@ -170,8 +167,8 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         layout = self.settings.value("window/state")
-        if layout is not None:
-            self.restoreState(layout, LAYOUT_VERSION)  # a layout saved with other docks is ignored
+        if layout is not None and self.restoreState(layout, LAYOUT_VERSION):  # one saved with other docks: ignored
+            self._default_layout_pending = False
         metric = str(self.settings.value("heat_metric", "macs"))
         self.set_metric(metric if metric in {s.id for s in metrics.sources()} else "macs")
         self._refresh_recent()
@@ -812,7 +809,7 @@ class MainWindow(QMainWindow):
 
     def _preview_estimate(self, method, estimate) -> None:
         """Show the Compress panel's estimate on the charts as a hollow point from the current variant."""
-        from .charts import ChartPoint
+        from .charts import PREVIEW_ID, ChartPoint
         from .experiments import latest_accuracy
 
         variant = self.project.variants.get(self.current_variant) if self.project and self.current_variant else None
@@ -821,7 +818,7 @@ class MainWindow(QMainWindow):
             self.charts.set_preview(None)
             return
         self.charts.set_preview(ChartPoint(
-            "estimate", f"estimate: {method.id}", variant.id, 100 * acc.top1, estimate.size_bytes, None, False,
+            PREVIEW_ID, f"estimate: {method.id}", variant.id, 100 * acc.top1, estimate.size_bytes, None, False,
             f"estimated by {method.id} before running: params {human(estimate.params)}, MACs "
             f"{human(estimate.macs)}\naccuracy: {variant.name}'s, until the result is measured"))
 
@@ -1294,6 +1291,23 @@ class MainWindow(QMainWindow):
         if files:
             event.acceptProposedAction()
             self.open_path(files[0])
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._default_layout_pending:
+            self._default_layout_pending = False
+            self._default_layout()
+
+    def _default_layout(self) -> None:
+        """Dock sizes for a first start: the charts and variants get two fifths of the height, so a chart is
+        readable in a demo; the side panels a quarter of the width."""
+        width, height = self.width(), self.height()
+        side = max(380, width // 4)
+        self.resizeDocks([self.docks["details"]], [side], Qt.Horizontal)
+        self.resizeDocks([self.docks["overview"], self.docks["details"]], [170, max(400, height - 170)], Qt.Vertical)
+        self.resizeDocks([self.docks["layers"]], [max(260, (2 * height) // 5)], Qt.Vertical)
+        rest = max(800, width - side)
+        self.resizeDocks([self.docks["layers"], self.docks["charts"]], [rest // 2, rest - rest // 2], Qt.Horizontal)
 
     def closeEvent(self, event) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
