@@ -6,7 +6,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
-from workbench.core.recipes import load_recipe
+from workbench.core.errors import WorkbenchError
+from workbench.core.recipes import load_recipe, recipe_from_lineage
 
 
 def _open_demo(qtbot, window):
@@ -213,3 +214,20 @@ def test_measuring_checking_a_device_and_measuring_again_never_cancel_one_anothe
     qtbot.waitUntil(lambda: not any(slot.busy() for slot in window.experiment_slots), timeout=60000)
     assert "no int8 variant yet" in window.latency_panel.result.text()  # the check finished too
     assert len(window.project.variant("base").accuracy) == 1
+
+
+def test_a_model_without_data_gets_size_and_latency_and_its_pruning_works(qtbot, window, small_cnn):
+    with qtbot.waitSignal(window.view_ready, timeout=60000):
+        window.open_path(str(small_cnn.onnx))
+    assert window.project.dataset is None
+    qtbot.waitUntil(lambda: window.project.variant("base").status == "done", timeout=60000)
+    base = window.project.variant("base")
+    assert base.size_bytes.value == small_cnn.onnx.stat().st_size and base.params.value == small_cnn.params
+    assert base.latency and not base.accuracy  # what needs no data is measured at once
+    assert "Accuracy needs a dataset" in window.charts.size_chart.note.text()
+    qtbot.waitUntil(window.measure_task.idle, timeout=60000)
+    pruned = _apply(qtbot, window, "prune.channels", {"ratio": 0.5})  # needs no data: it must not fail for want
+    assert pruned.status == "done" and pruned.latency and not pruned.accuracy
+    assert pruned.size_bytes.value < base.size_bytes.value and pruned.macs.value < base.macs.value
+    with pytest.raises(WorkbenchError, match="no dataset"):  # a replay could not measure accuracy: said at once
+        recipe_from_lineage(window.project, pruned.id)

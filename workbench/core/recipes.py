@@ -158,6 +158,9 @@ def recipe_from_lineage(project: Project, variant_id: str, recipe_dir: Path | No
     if not spec.is_demo:
         path = spec.resolve(project.folder)
         spec = spec.model_copy(update={"path": place(path), "sha256": spec.sha256 or file_sha256(path)})
+    if project.dataset is None and not spec.is_demo:
+        raise WorkbenchError("the project has no dataset, so a replay could not measure accuracy",
+                             "choose one (File › Project dataset…), then save the recipe")
     dataset = project.dataset or DatasetConfig(kind="demo")
     if dataset.path:
         dataset = dataset.model_copy(update={"path": place(dataset.resolve(project.folder))})

@@ -102,7 +102,8 @@ def _files_of(project: Project, variant_id: str) -> list[Path]:
 
 def measure(project: Project, variant: Variant, measure_latency: LatencyFn | None = None, threads: int = 1,
             token: CancelToken | None = None) -> Generator[Progress, None, Variant]:
-    """The variant with counted figures, accuracy on the project's dataset and (optionally) latency added.
+    """The variant with counted figures, accuracy on the project's dataset (when it has one) and (optionally)
+    latency added.
 
     Export the ONNX deploy file first where missing (the base model, PyTorch results). Cached accuracy is reused.
     """
@@ -125,6 +126,24 @@ def measure(project: Project, variant: Variant, measure_latency: LatencyFn | Non
         variant = variant.with_changes(params=Figure(graph.params), macs=Figure(graph.macs))
     if variant.size_bytes is None or variant.size_bytes.provenance != MEASURED:
         variant = variant.with_changes(size_bytes=Figure(deployed.size_bytes))
+    if project.dataset is None:  # size, counts and latency need no data; accuracy waits for a dataset
+        yield Progress(0.2, "no dataset: accuracy is measured once the project has one")
+    else:
+        variant = yield from _measure_accuracy(project, variant, deployed, threads, token)
+    if measure_latency is not None:
+        token.check()
+        yield Progress(0.8, "measuring latency")
+        stats = measure_latency(deployed.path)
+        variant = variant.with_changes(latency=variant.latency + (LatencyMetric(
+            stats.get("device", "local"), stats["p50"], stats["p90"], stats["p99"], stats["runs"],
+            stats.get("threads", 1), stats.get("device_name", "")),))
+    yield Progress(1.0, "measured")
+    return variant
+
+
+def _measure_accuracy(project: Project, variant: Variant, deployed, threads: int,
+                      token: CancelToken) -> Generator[Progress, None, Variant]:
+    """The variant with its accuracy on the project's dataset added (kept as is when already measured on it)."""
     bundle, fp = yield from scaled(dataset_for(project, token), 0.15, 0.2)
     if variant.accuracy_on(fp) is None:
         graph = deployed.graph()
@@ -134,14 +153,6 @@ def measure(project: Project, variant: Variant, measure_latency: LatencyFn | Non
                                          token=token), 0.2, 0.8)
         variant = variant.with_changes(accuracy=variant.accuracy + (AccuracyMetric(
             acc.top1, acc.top5, acc.loss, acc.samples, acc.data, fp, acc.runtime),))
-    if measure_latency is not None:
-        token.check()
-        yield Progress(0.8, "measuring latency")
-        stats = measure_latency(deployed.path)
-        variant = variant.with_changes(latency=variant.latency + (LatencyMetric(
-            stats.get("device", "local"), stats["p50"], stats["p90"], stats["p99"], stats["runs"],
-            stats.get("threads", 1), stats.get("device_name", "")),))
-    yield Progress(1.0, "measured")
     return variant
 
 

@@ -75,6 +75,7 @@ class VariantChart(QWidget):
 
     def __init__(self, axis: str = "size", parent=None):
         super().__init__(parent)
+        self.hint = ""  # a sentence the window adds to the note (e.g. that accuracy needs a dataset)
         self.points: dict[str, ChartPoint] = {}
         self.current: str | None = None
         self.has_points = False
@@ -242,11 +243,11 @@ class VariantChart(QWidget):
                 self.labels.append(text)
         measured = sum(p.measured for p in shown)
         off = sum(self._off_scale(p) for p in shown)
-        self.note.setText(f"{len(shown)} variants plotted ({measured} measured ● , {len(shown) - measured} "
+        self.note.setText(f"{len(shown)} variant{'' if len(shown) == 1 else 's'} plotted ({measured} measured ● , {len(shown) - measured} "
                           f"estimated ○); dashed: Pareto front of the measured ones."
                           + (f" {off} far less accurate shown on the lower edge (▼); tick 'all points' for the "
                              "full scale." if off else "")
-                          + self._missing_note(shown))
+                          + self._missing_note(shown) + (f" {self.hint}" if self.hint else ""))
         self._draw_highlight()
         if not shown:
             self.plot.setYRange(0, 100)

@@ -177,7 +177,7 @@ class VariantsPanel(QWidget):
             self._quiet = False
         done = sum(v.status == "done" for v in variants)
         running = [v.name for v in variants if v.status == "running"]
-        self.summary.setText(f"{len(variants)} variants, {done} measured" +
+        self.summary.setText(f"{len(variants)} variant{'' if len(variants) == 1 else 's'}, {done} measured" +
                              (f"; running: {', '.join(running)}" if running else "") +
                              ". ≈ marks an estimate; other figures are measured or counted from the file.")
         self._update_buttons()
@@ -292,6 +292,14 @@ class ExperimentCharts(QWidget):
     def set_variants(self, variants: list[Variant], current: str | None) -> None:
         self._points = chart_points(variants)
         self._current = current
+        self._draw()
+
+    def set_hint(self, text: str) -> None:
+        """A sentence under both charts (e.g. what to do when nothing can be plotted yet)."""
+        if all(chart.hint == text for chart in self.charts()):
+            return
+        for chart in self.charts():
+            chart.hint = text
         self._draw()
 
     def set_preview(self, point: ChartPoint | None) -> None:

@@ -792,8 +792,7 @@ class MainWindow(QMainWindow):
             self.project = None
             return
         self._set_project(project, ROOT_ID)
-        if project.dataset is not None:
-            self.measure_variant(ROOT_ID)
+        self.measure_variant(ROOT_ID)  # size and latency at once; accuracy too when the project has a dataset
 
     def _set_project(self, project, current: str | None) -> None:
         if self.search_panel.running():
@@ -842,6 +841,8 @@ class MainWindow(QMainWindow):
         variants = list(project.variants.values()) if project else []
         self.variants_panel.set_variants(variants, self.current_variant)
         self.charts.set_variants(variants, self.current_variant)
+        self.charts.set_hint("Accuracy needs a dataset: File › Project dataset…" if project is not None
+                             and project.dataset is None else "")
         self.compress.update_estimate()  # the preview point follows the current variant's measured accuracy
         self.undo_action.setEnabled(bool(project and project.can_undo))
         self.redo_action.setEnabled(bool(project and project.can_redo))
