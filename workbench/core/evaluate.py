@@ -8,6 +8,7 @@ import numpy as np
 
 from .artifact import ModelArtifact
 from .data import ArrayData
+from .ort_rows import run_rows
 from .progress import CancelToken
 
 
@@ -57,8 +58,7 @@ def _onnx_runner(artifact: ModelArtifact, threads: int):
     if threads:
         options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(artifact.path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {name: x.astype(np.float32)})[0]
+    return lambda x: run_rows(session, x, batch=len(x))  # a model with a fixed batch (often 1) gets chunks of it
 
 
 def _torch_runner(artifact: ModelArtifact):

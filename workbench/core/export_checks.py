@@ -17,6 +17,7 @@ import numpy as np
 from .artifact import ModelArtifact
 from .data import ArrayData
 from .errors import WorkbenchError
+from .ort_rows import fixed_batch_of, run_rows
 from .progress import CancelToken
 
 if TYPE_CHECKING:
@@ -72,8 +73,7 @@ def ort_session(path: Path):
 
 def fixed_batch(path: Path) -> int | None:
     """The batch size a model's input fixes, or None when the batch axis is free."""
-    shape = ort_session(path).get_inputs()[0].shape
-    return shape[0] if shape and isinstance(shape[0], int) and shape[0] > 0 else None
+    return fixed_batch_of(ort_session(path))
 
 
 def ort_outputs(path: Path, x: np.ndarray) -> np.ndarray:
@@ -83,21 +83,11 @@ def ort_outputs(path: Path, x: np.ndarray) -> np.ndarray:
     except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
         raise WorkbenchError(f"ONNX Runtime cannot load {path.name} ({_first_line(exc)})",
                              "the model uses an operator or opset this ONNX Runtime lacks", path) from None
-    spec = session.get_inputs()[0]
-    fixed = spec.shape[0] if spec.shape and isinstance(spec.shape[0], int) else None
-    step = fixed or _BATCH
-    rows = []
     try:
-        for i in range(0, len(x), step):
-            chunk = x[i:i + step]
-            n = len(chunk)
-            if fixed and n < fixed:  # fill a fixed batch up; keep only the real rows
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - n, axis=0)])
-            rows.append(session.run(None, {spec.name: chunk})[0][:n])
+        return run_rows(session, x, _BATCH)
     except Exception as exc:  # noqa: BLE001
         raise WorkbenchError(f"ONNX Runtime failed to run {path.name} ({_first_line(exc)})",
                              "check the model's input shape and type", path) from None
-    return np.concatenate(rows).astype(np.float32)
 
 
 def reference_outputs(source: ModelArtifact, fp32: ModelArtifact, x: np.ndarray) -> tuple[np.ndarray, str]:

@@ -1067,9 +1067,15 @@ class MainWindow(QMainWindow):
 
         dialog = DatasetDialog(self.project.dataset, self.project.folder, self)
         if dialog.exec() and dialog.config is not None:
-            self._project_call(lambda: self.project.set_dataset(dialog.config))
-            if self.project.dataset is not None:
-                self.measure_variant(self.current_variant or "base")
+            self.set_project_dataset(dialog.config)
+
+    def set_project_dataset(self, config) -> None:
+        """Use ``config`` for the project; every finished variant then gets its accuracy on it, one at a time."""
+        self._project_call(lambda: self.project.set_dataset(config))
+        if self.project.dataset is not None:
+            for variant in list(self.project.variants.values()):
+                if variant.id == "base" or variant.status == "done":
+                    self.measure_variant(variant.id)
 
     def ask_save_path(self, title: str, name: str, filters: str) -> str | None:
         """A file name to save to (overridable in tests)."""

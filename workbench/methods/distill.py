@@ -315,10 +315,10 @@ class KnowledgeDistillation(Method):
         if teacher.format == "onnx":
             import onnxruntime as ort
 
+            from ..core.ort_rows import run_rows
+
             session = ort.InferenceSession(str(teacher.path), providers=["CPUExecutionProvider"])
-            name = session.get_inputs()[0].name
-            return lambda x: np.asarray(session.run(None, {name: np.ascontiguousarray(x, np.float32)})[0],
-                                        np.float32)
+            return lambda x: run_rows(session, x, batch=len(x))  # chunks of a fixed batch (often 1) when it has one
         if not teacher.is_torch:
             raise WorkbenchError(f"distill.kd: a {teacher.format} teacher cannot be run", "use a PyTorch or ONNX "
                                  "teacher", teacher.path)
