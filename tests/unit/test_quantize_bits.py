@@ -209,8 +209,6 @@ def test_matmul_nbits_keeps_overridden_layers_float_and_refuses_other_widths(vit
     with pytest.raises(WorkbenchError, match="4- or 8-bit"):
         run_to_end(METHOD.run(artifact, METHOD.parse_params({"export": "matmul_nbits", "weight_bits": 3}),
                               RunContext(work_dir=tmp_path / "b")))
-    with pytest.raises(WorkbenchError, match="fake quantization edits PyTorch"):
-        run_to_end(METHOD.run(vit[1], METHOD.parse_params({}), RunContext(work_dir=tmp_path / "c")))
 
 
 def test_matmul_nbits_on_the_demo_quantizes_the_classifier_and_keeps_accuracy(demo, tmp_path):
@@ -220,3 +218,37 @@ def test_matmul_nbits_on_the_demo_quantizes_the_classifier_and_keeps_accuracy(de
     assert len(result.meta["nbits_layers"]) == 1 and result.meta["float_heavy_ops"] == ["Conv"]
     assert base - evaluate.accuracy(result, data.val).points() < 0.5
     assert result.meta["checked_on"] == 64 and result.meta["top1_agreement_vs_fp32"] >= 0.95
+
+
+def test_fake_quantization_of_an_onnx_model_gives_onnx_with_the_torch_results_accuracy(demo, tmp_path):
+    from workbench.core.readers import open_model
+    from workbench.core.readers.base import OpenRequest
+
+    _, artifact, data, base = demo
+    exported = export_onnx(artifact, tmp_path / "demo.onnx")
+    from workbench.core.shapes import ShapeRequest
+
+    request = OpenRequest(path=exported.path, shapes=ShapeRequest(by_position=[[1, 1, 28, 28]]))
+    onnx_in = ModelArtifact.from_graph(open_model(request))
+    convs = [n.name for n in onnx_in.graph().nodes if n.op_type == "Conv"]
+    params = METHOD.parse_params({"weight_bits": 3})
+    overrides = {convs[0]: {"weight_bits": 8}}  # an ONNX node name, as the graph shows it
+    from_onnx = run_to_end(METHOD.run(onnx_in, params, RunContext(work_dir=tmp_path / "o", overrides=overrides)))
+    assert from_onnx.format == "onnx" and from_onnx.meta["simulated"]
+    assert sorted(set(from_onnx.meta["weight_bits"].values())) == [3, 8]
+    assert list(from_onnx.meta["weight_bits"].values()).count(8) == 1
+    from_torch = run_to_end(METHOD.run(artifact, params, RunContext(work_dir=tmp_path / "t")))
+    cost_onnx = base - evaluate.accuracy(from_onnx, data.val).points()
+    cost_torch = base - evaluate.accuracy(from_torch, data.val).points()
+    assert abs(cost_onnx - cost_torch) <= 1.5  # one 8-bit layer apart, the same network either way
+
+
+def test_an_int8_onnx_model_is_refused_for_fake_quantization_with_the_reason(demo, tmp_path):
+    from workbench.methods.quantize_int8 import StaticInt8
+
+    _, artifact, data, _ = demo
+    int8 = run_to_end(StaticInt8().run(artifact, StaticInt8().parse_params({"calibration_samples": 32}),
+                                       RunContext(work_dir=tmp_path / "q", data=data)))
+    with pytest.raises(WorkbenchError, match="already quantized") as info:
+        run_to_end(METHOD.run(int8, METHOD.parse_params({}), RunContext(work_dir=tmp_path / "b")))
+    assert "float variant" in info.value.hint

@@ -127,3 +127,25 @@ def test_cancel_before_start_leaves_no_files(demo, tmp_path):
         run_to_end(METHOD.run(demo[1], METHOD.parse_params({"samples": 50}),
                               RunContext(work_dir=work, token=token, data=demo[2])))
     assert not work.exists() or not [p for p in work.rglob("*") if p.is_file()]
+
+
+def test_an_onnx_model_is_analysed_under_the_names_its_graph_shows(demo, small_cnn, tmp_path):
+    from workbench.core.artifact import ModelArtifact
+    from workbench.core.readers import open_model
+    from workbench.core.readers.base import OpenRequest
+
+    data = demo[2]
+    graph = open_model(OpenRequest(path=small_cnn.onnx))
+    artifact = ModelArtifact.from_graph(graph)
+    result = run_to_end(METHOD.run(artifact, METHOD.parse_params({"samples": 200, "bits": 3}),
+                                   RunContext(work_dir=tmp_path / "sens", data=data)))
+    assert result.format == "onnx"  # ONNX in, ONNX out (the model unchanged)
+    table = result.meta["sensitivity"]
+    weighted = {n.name for n in graph.nodes if n.op_type in ("Conv", "Gemm")}
+    assert {row["layer"] for row in table} == weighted  # every conv / linear node, by its ONNX name
+    source = register_metric({row["layer"]: row["drop_points"] for row in table})
+    assert all(source.value(graph, n) is not None for n in graph.nodes if n.name in weighted)
+    quant = BitWidthQuantization()  # the suggestion's per-layer overrides resolve on the ONNX model
+    mixed = run_to_end(quant.run(artifact, quant.parse_params({"weight_bits": 3}),
+                                 RunContext(work_dir=tmp_path / "mixed", overrides=result.meta["suggestion"])))
+    assert mixed.path.is_file()

@@ -36,6 +36,10 @@ WEIGHTED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 
 
 # ---- helpers shared with finetune ----------------------------------------------------------------------------
+QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
+                           "MatMulInteger", "DynamicQuantizeLinear", "MatMulNBits"})
+
+
 def editable_module(method_id: str, artifact: ModelArtifact):
     """The artifact as real ``nn.Module`` layers, or a WorkbenchError saying how to open it so that it has them.
 
@@ -46,6 +50,11 @@ def editable_module(method_id: str, artifact: ModelArtifact):
         module_file = artifact.meta.get("module_file")
         if module_file and (artifact.path.parent / module_file).is_file():
             return artifact.load_torch(editable=True)
+        quantized = sorted({n.op_type for n in artifact.graph().nodes if n.op_type in QUANTIZED_OPS})
+        if quantized:
+            raise WorkbenchError(f"{method_id} needs float layers, and this ONNX model is already quantized "
+                                 f"({', '.join(quantized)})", f"apply {method_id} to the float variant it was made "
+                                 "from, and quantize last", artifact.path)
         from ..core.onnx_torch import convert_artifact
 
         return convert_artifact(artifact)
@@ -546,7 +555,7 @@ class MagnitudePruning(Method):
             examples = example_inputs(artifact)
             layers = _weighted_layers(model)
             graph = artifact.graph() if ctx.overrides and artifact.format == "onnx" else None
-            per_layer_sparsity = self._overrides(model, layers, ctx.overrides, graph)
+            per_layer_sparsity = layer_values(self, model, layers, ctx.overrides, "sparsity", graph)
             ctx.check()
             yield Progress(0.2, "zeroing the smallest weights")
             with torch.no_grad():
@@ -582,24 +591,30 @@ class MagnitudePruning(Method):
             yield Progress(1.0, "done")
             return result
 
-    def _overrides(self, model, layers: dict, overrides: dict[str, dict[str, Any]],
-                   graph: LayerGraph | None = None) -> dict[str, float]:
-        """Layer name → sparsity for the layers the user set explicitly (a scope sets all layers beneath it)."""
-        allowed = set(self.Params.per_layer_fields())
-        out: dict[str, float] = {}
-        for name, fields in (overrides or {}).items():
-            unknown = set(fields) - allowed
-            if unknown:
-                raise WorkbenchError(f"{self.id}: '{', '.join(sorted(unknown))}' cannot be set per layer ({name})",
-                                     f"per-layer fields: {', '.join(sorted(allowed))}")
-            if "sparsity" not in fields:
-                continue
-            s = self.parse_params({"sparsity": fields["sparsity"]}).sparsity
-            scopes = resolve_layers(model, [name], "override", graph)[name]
-            for layer_name, layer in layers.items():
-                if any(layer is m for scope in scopes for m in scope.modules()):
-                    out[layer_name] = s
-        return out
+
+
+def layer_values(method, model, layers: dict[str, Any], overrides: dict[str, dict[str, Any]], field: str,
+                 graph: LayerGraph | None = None, log=None) -> dict[str, Any]:
+    """Layer name (in ``layers``) → the value of ``field`` the user set per layer; a scope sets every layer beneath
+    it. Keys are graph names (ONNX node names for a model converted from ONNX, given its ``graph``) or module paths;
+    values are validated like the parameter itself. An unknown field is an error; a key that names no layer in
+    ``layers`` is logged."""
+    allowed = set(method.Params.per_layer_fields())
+    out: dict[str, Any] = {}
+    for name, fields in (overrides or {}).items():
+        unknown = set(fields) - allowed
+        if unknown:
+            raise WorkbenchError(f"{method.id}: '{', '.join(sorted(unknown))}' cannot be set per layer ({name})",
+                                 f"per-layer fields: {', '.join(sorted(allowed))}")
+        if field not in fields:
+            continue
+        value = getattr(method.parse_params({field: fields[field]}), field)
+        scopes = resolve_layers(model, [name], "override", graph)[name]
+        hits = [n for n, layer in layers.items() if any(layer is m for scope in scopes for m in scope.modules())]
+        if not hits and log is not None:
+            log(f"{method.id}: override '{name}' matches no convolution or linear layer; ignored")
+        out.update({n: value for n in hits})
+    return out
 
 
 def _weighted_layers(model) -> dict[str, Any]:

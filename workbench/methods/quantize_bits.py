@@ -30,13 +30,13 @@ from typing import Any, Generator, Literal
 import numpy as np
 from pydantic import Field
 
-from ..core.artifact import ModelArtifact, export_onnx, torch_output_files
+from ..core.artifact import ModelArtifact, export_onnx
 from ..core.errors import WorkbenchError
 from ..core.graph import LayerGraph
 from ..core.methods import Estimate, Method, MethodParams, RunContext, per_layer
 from ..core.progress import Progress
-from .pruning import (WEIGHTED_OPS, _matches, _resolve_modules, _weighted_layers, editable_module, example_inputs,
-                      removed_unless_done, save_result)
+from .pruning import (WEIGHTED_OPS, _matches, _weighted_layers, editable_module, example_inputs, layer_values,
+                      removed_unless_done, result_files, save_result)
 from .quantize_int8 import _out_channels
 
 SIMULATED_NOTE = ("simulated with fake quantization: runs as float; real integer kernels exist for int8 "
@@ -132,31 +132,6 @@ class InputFakeQuant:
 
 
 # ---- overrides ---------------------------------------------------------------------------------------------------
-def layer_overrides(method: Method, model, layers: dict[str, Any], overrides: dict[str, dict[str, Any]],
-                    field: str, log) -> dict[str, Any]:
-    """Layer name → value of ``field`` for layers the user set (a scope sets every layer beneath it).
-
-    Keys are validated like the parameter itself; an unknown field is an error, a key naming no weighted layer
-    is logged.
-    """
-    allowed = set(method.Params.per_layer_fields())
-    out: dict[str, Any] = {}
-    for name, fields in (overrides or {}).items():
-        unknown = set(fields) - allowed
-        if unknown:
-            raise WorkbenchError(f"{method.id}: '{', '.join(sorted(unknown))}' cannot be set per layer ({name})",
-                                 f"per-layer fields: {', '.join(sorted(allowed))}")
-        if field not in fields:
-            continue
-        value = getattr(method.parse_params({field: fields[field]}), field)
-        scope = _resolve_modules(model, [name], "override")[name]
-        hits = [n for n, layer in layers.items() if layer is scope or any(layer is m for m in scope.modules())]
-        if not hits:
-            log(f"{method.id}: override '{name}' matches no convolution or linear layer; ignored")
-        out.update({n: value for n in hits})
-    return out
-
-
 # ---- fp16 ONNX -----------------------------------------------------------------------------------------------------
 def to_fp16(model, compute: bool = True) -> None:
     """Convert an fp32 ONNX model to float16 in place; the graph's inputs and outputs stay float32.
@@ -408,10 +383,6 @@ class BitWidthQuantization(Method):
             return (yield from self._run_fp16(artifact, p, ctx))
         if p.export == "matmul_nbits":
             return (yield from self._run_nbits(artifact, p, ctx))
-        if artifact.format == "onnx":
-            raise WorkbenchError("quantize.bits: fake quantization edits PyTorch layers, and this model is ONNX",
-                                 "choose export=fp16 or export=matmul_nbits, or open the PyTorch model",
-                                 artifact.path)
         with removed_unless_done() as written:
             yield Progress(0.0, "loading the model")
             import torch
@@ -420,7 +391,8 @@ class BitWidthQuantization(Method):
             examples = example_inputs(artifact)
             layers = _weighted_layers(model)
             bits = {name: p.weight_bits for name in layers}
-            bits.update(layer_overrides(self, model, layers, ctx.overrides, "weight_bits", ctx.log))
+            graph = artifact.graph() if artifact.format == "onnx" else None  # overrides name its ONNX nodes
+            bits.update(layer_values(self, model, layers, ctx.overrides, "weight_bits", graph, ctx.log))
             ctx.check()
             per_channel = p.granularity == "per_channel"
             packed = 0
@@ -449,7 +421,7 @@ class BitWidthQuantization(Method):
                                                       "(biases, normalisation) as float32",
                     "note": SIMULATED_NOTE}
             yield Progress(0.7, "saving")
-            written += torch_output_files(ctx.output_path("lowbit", ".pt2"))
+            written += result_files(artifact, ctx, "lowbit")
             result = save_result(model, examples, artifact, ctx, "lowbit", meta)
             mixed = sorted(set(bits.values()))
             ctx.log(f"quantize.bits: {len(layers)} layers at {'/'.join(map(str, mixed))} bits; weights packed "

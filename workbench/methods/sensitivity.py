@@ -18,14 +18,15 @@ from typing import Any, Generator, Literal
 import numpy as np
 from pydantic import Field
 
-from ..core.artifact import ModelArtifact, torch_output_files
+from ..core.artifact import ModelArtifact
 from ..core.data import check_fits
 from ..core.errors import WorkbenchError
 from ..core.graph import LayerGraph
 from ..core.methods import Estimate, Method, MethodParams, RunContext
 from ..core.metrics import MetricSource, register
 from ..core.progress import Progress
-from .pruning import _weighted_layers, editable_module, example_inputs, removed_unless_done, save_result
+from .pruning import (_shown_names, _weighted_layers, editable_module, example_inputs, removed_unless_done,
+                      result_files, save_result)
 from .quantize_bits import channel_axis, fake_quantize
 
 SENSITIVE_SHARE = 0.2  # the most sensitive fifth of the layers keeps 8 bits in the suggestion
@@ -117,7 +118,7 @@ class Sensitivity(Method):
                    "suggests which layers to keep at 8 bits. The model is not changed.")
     Params = SensitivityParams
     needs_data = True
-    input_formats = frozenset({"torch"})
+    input_formats = frozenset({"torch", "onnx"})  # ONNX is converted to PyTorch layers; rows use its node names
 
     def estimate(self, graph: LayerGraph, params: MethodParams) -> Estimate:
         return Estimate(params=graph.params, macs=graph.macs, size_bytes=max(1, sum(4 * n.params for n in graph.nodes)),
@@ -141,13 +142,15 @@ class Sensitivity(Method):
             val = data.val.take(p.samples)
             x, y = val.x, val.y
             layers = probed_layers(model, p.layers)
+            shown = _shown_names(model)  # a model converted from ONNX: the node names the graph shows
             ctx.check()
             yield Progress(0.02, f"measuring the base accuracy on {len(val)} samples")
             base = top1(model, x, y)
             table = []
             for i, (name, layer) in enumerate(layers.items()):
                 ctx.check()
-                yield Progress(0.05 + 0.85 * i / max(1, len(layers)), f"probing {name} ({i + 1}/{len(layers)})")
+                label = shown.get(name, name)
+                yield Progress(0.05 + 0.85 * i / max(1, len(layers)), f"probing {label} ({i + 1}/{len(layers)})")
                 original = layer.weight.detach().clone()
                 with torch.no_grad():
                     axis = channel_axis(layer)
@@ -160,7 +163,7 @@ class Sensitivity(Method):
                         acc = top1(model, x, y)
                     finally:
                         layer.weight.copy_(original)
-                table.append({"layer": name, "scope": name, "accuracy": acc,
+                table.append({"layer": label, "scope": label, "accuracy": acc,
                               "drop_points": round(100.0 * (base - acc), 4)})
             ctx.check()
             table.sort(key=lambda row: row["drop_points"], reverse=True)
@@ -168,7 +171,7 @@ class Sensitivity(Method):
                     "samples": len(val), "data": val.name, "suggestion": suggestion(table, p.bits),
                     "note": ANALYSIS_NOTE}
             yield Progress(0.92, "saving")
-            written += torch_output_files(ctx.output_path("sensitivity", ".pt2"))
+            written += result_files(artifact, ctx, "sensitivity")
             result = save_result(model, examples, artifact, ctx, "sensitivity", meta)
             worst = ", ".join(f"{row['layer']} {row['drop_points']:+.1f}" for row in table[:3])
             probe = f"{p.bits}-bit weights" if p.probe == "quantize" else f"{p.ratio:.0%} of channels zeroed"
