@@ -8,6 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from workbench.core import methods as registry
+from workbench.core.datasets import DatasetConfig
 
 METHOD_IDS = sorted(registry.methods())
 
@@ -154,3 +155,22 @@ def test_finetune_draws_live_training_curves(qtbot, window):
     measured = window.project.variant(window.current_variant).accuracy[-1]  # the variant, evaluated in ONNX Runtime
     assert series["val accuracy"][1][0] == pytest.approx(100 * measured.top1, abs=0.3)
     assert "finetune" in window.training.title.text()
+
+
+def test_a_method_that_needs_data_warns_before_apply_when_the_project_has_none(qtbot, window, small_cnn):
+    with qtbot.waitSignal(window.view_ready, timeout=60000):
+        window.open_path(str(small_cnn.onnx))
+    panel = window.compress
+    assert panel.data_combo.itemText(0) == "The project's dataset (none yet)"
+    panel.select_method("quantize.int8_static")
+    assert not panel.data_note.isHidden() and "needs data" in panel.data_note.text()
+    panel.select_method("prune.channels")  # needs no data: no warning
+    assert panel.data_note.isHidden()
+    panel.select_method("finetune")
+    assert not panel.data_note.isHidden()
+    panel.data_combo.setCurrentIndex(panel.data_combo.findData("demo"))  # data picked here: the warning goes
+    assert panel.data_note.isHidden()
+    panel.data_combo.setCurrentIndex(0)
+    window.set_project_dataset(DatasetConfig(kind="demo"))
+    assert panel.data_combo.itemText(0) == "The project's dataset (demo digits)" and panel.data_note.isHidden()
+    qtbot.waitUntil(window.measure_task.idle, timeout=60000)

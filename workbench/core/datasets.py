@@ -66,6 +66,12 @@ class DatasetConfig(BaseModel):
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
 
+    def describe(self) -> str:
+        """In a few words, for labels: ``demo digits``, ``npz: data.npz``, ``image_folder: flowers``."""
+        if self.kind == "demo":
+            return "demo digits"
+        return f"{self.kind}: {Path(self.path).name}" if self.path else self.kind
+
     @classmethod
     def from_dict(cls, values: dict) -> "DatasetConfig":
         try:

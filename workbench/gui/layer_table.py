@@ -180,9 +180,11 @@ class LayerTable(QWidget):
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.Interactive)
         header.setStretchLastSection(False)
-        for col, width in enumerate((300, 130, 200, 120, 100, 130, 70)):
+        for col, width in enumerate((300, 90, 170, 110, 80, 100, 62)):
             self.view.setColumnWidth(col, width)
         header.setSectionResizeMode(0, QHeaderView.Stretch)
+        self.view.setWordWrap(False)  # one line per row, so the elision below applies
+        self.view.setTextElideMode(Qt.ElideMiddle)  # "/features/…/Conv" keeps the op at the end of a long ONNX name
         self.view.selectionModel().currentRowChanged.connect(self._row_changed)
         self.view.setContextMenuPolicy(Qt.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._context_menu)

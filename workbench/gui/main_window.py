@@ -843,6 +843,7 @@ class MainWindow(QMainWindow):
         self.charts.set_variants(variants, self.current_variant)
         self.charts.set_hint("Accuracy needs a dataset: File › Project dataset…" if project is not None
                              and project.dataset is None else "")
+        self.compress.set_project_dataset(project.dataset.describe() if project and project.dataset else None)
         self.compress.update_estimate()  # the preview point follows the current variant's measured accuracy
         self.undo_action.setEnabled(bool(project and project.can_undo))
         self.redo_action.setEnabled(bool(project and project.can_redo))

@@ -49,6 +49,11 @@ class MethodPanel(QWidget):
         self.data_combo.setToolTip("Data for calibration, fine-tuning and measuring; choosing other data here "
                                    "sets the project's dataset (File › Project dataset… for image folders)")
         self.data_combo.activated.connect(self._data_chosen)
+        self.data_combo.currentIndexChanged.connect(self._update_data_note)
+        self.project_dataset: str | None = None  # what the project's dataset is, in words (None: it has none)
+        self.data_note = QLabel(self)
+        self.data_note.setWordWrap(True)
+        self.data_note.hide()
         self.override_table = QTableWidget(0, 3, self)
         self.override_table.setHorizontalHeaderLabels(["Layer", "Parameter", "Value"])
         self.override_table.horizontalHeader().setStretchLastSection(True)
@@ -79,6 +84,7 @@ class MethodPanel(QWidget):
         data_row.addWidget(QLabel("Data", self))
         data_row.addWidget(self.data_combo, 1)
         layout.addLayout(data_row)
+        layout.addWidget(self.data_note)
         layout.addWidget(QLabel("Per-layer overrides (right-click a layer in the graph)", self))
         layout.addWidget(self.override_table)
         layout.addWidget(self.remove_override)
@@ -132,6 +138,21 @@ class MethodPanel(QWidget):
     def data_spec(self) -> str:
         return self.data_combo.currentData() or ""
 
+    def set_project_dataset(self, description: str | None) -> None:
+        """Name the project's dataset in the Data choice (None: the project has none yet)."""
+        self.project_dataset = description
+        self.data_combo.setItemText(0, f"The project's dataset ({description or 'none yet'})")
+        self._update_data_note()
+
+    def _update_data_note(self, *_args) -> None:
+        method = self.method
+        missing = (method is not None and method.needs_data and not self.data_spec()
+                   and self.project_dataset is None)
+        self.data_note.setText("<span style='color:#e8590c'>This method needs data and the project has none: pick "
+                               "the demo digits or an .npz here, or an image folder in File › Project dataset…"
+                               "</span>" if missing else "")
+        self.data_note.setVisible(missing)
+
     # ---- form --------------------------------------------------------------------------------------------
     def _method_changed(self, *_):
         if self.form is not None:
@@ -153,6 +174,7 @@ class MethodPanel(QWidget):
         self._refresh_overrides()
         self.set_running(False)
         self.update_estimate()
+        self._update_data_note()
 
     def params(self):
         return self.method.parse_params(self.form.values())
