@@ -301,9 +301,11 @@ def cmd_run(args) -> int:
             acc = v.accuracy_on()
             lat = v.latency[-1] if v.latency else None
             print(f"{v.id:<6} {v.name:<22} params {v.params.value:>10,}  MACs {v.macs.value:>12,}  "
-                  f"top-1 {100 * acc.top1:6.2f} %" + (f"  p50 {lat.p50:.3f} ms ({lat.runs} runs)" if lat else ""))
+                  + (f"top-1 {100 * acc.top1:6.2f} %" if acc else "top-1      — (no data)")
+                  + (f"  p50 {lat.p50:.3f} ms ({lat.runs} runs)" if lat else ""))
         for d in result.details:
-            print(f"goal {d['goal']} {d['target']}: {'met' if d['met'] else 'MISSED'} (actual {d['actual']})")
+            actual = "not measured" if d["actual"] is None else f"actual {d['actual']}"
+            print(f"goal {d['goal']} {d['target']}: {'met' if d['met'] else 'MISSED'} ({actual})")
         if args.out:
             print(f"project: {result.project.folder}")
     return 0 if result.goals_met else EXIT_GOAL_MISSED

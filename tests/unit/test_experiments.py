@@ -190,6 +190,29 @@ def test_model_sha256_and_relative_paths(replay, tmp_path):
         run_to_end(run_recipe(parse_recipe(doc), tmp_path, tmp_path / "out2"))
 
 
+def test_a_recipe_without_data_measures_what_needs_none(replay, tmp_path, capsys):
+    import shutil
+
+    shutil.copy(replay.out / "artifacts/base.onnx", tmp_path / "model.onnx")
+    doc = {"schema_version": 1, "model": {"path": "model.onnx", "input_shape": [1, 1, 28, 28]}, "dataset": None,
+           "steps": [{"method": "prune.channels", "params": {"ratio": 0.5}}], "evaluate": {"device": "none"},
+           "goals": {"max_accuracy_drop": 1.0, "max_macs": 10**9}}
+    result = run_to_end(run_recipe(parse_recipe(doc), tmp_path, tmp_path / "out"))
+    base, pruned = result.variants
+    assert pruned.status == "done" and not pruned.accuracy and pruned.macs.value < base.macs.value
+    assert not result.goals_met  # the accuracy goal cannot be checked without data: not met, and said so
+    details = {d["goal"]: d for d in result.details}
+    assert details["max_accuracy_drop"]["actual"] is None and details["max_macs"]["met"]
+    assert recipe_from_lineage(result.project, pruned.id).dataset is None  # saved again: still no data
+    (tmp_path / "r.yaml").write_text(dump_recipe(parse_recipe(doc)))
+    assert cli.main(["run", str(tmp_path / "r.yaml")]) == cli.EXIT_GOAL_MISSED
+    out = capsys.readouterr().out
+    assert "top-1      — (no data)" in out and "max_accuracy_drop 1.0: MISSED (not measured)" in out
+    doc["steps"].append({"method": "finetune", "params": {"epochs": 1}})
+    with pytest.raises(WorkbenchError, match="no dataset"):  # a step that needs data says so
+        run_to_end(run_recipe(parse_recipe(doc), tmp_path, tmp_path / "out2"))
+
+
 def test_bad_recipes_are_named(tmp_path):
     (tmp_path / "r.yaml").write_text("schema_version: 1\nsteps:\n  - method: prune.channels\n    params: {ratio: 7}\n")
     with pytest.raises(WorkbenchError, match="ratio"):

@@ -13,12 +13,30 @@ from pathlib import Path
 TEMP_SUFFIX = ".tmp"
 
 
+def _new_file_mode() -> int:
+    """What ``open()`` would give a new file here (0o644 under the usual umask 022)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+NEW_FILE_MODE = _new_file_mode()  # read once: umask is process-wide and changing it is not thread-safe
+
+
 def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write ``path`` whole or not at all. A new file gets the usual permissions (the temp file's private 0o600
+    would otherwise stick to reports and projects); a replaced one keeps its own."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = text.encode() if isinstance(text, str) else text
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        mode = NEW_FILE_MODE
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):  # POSIX; Windows has no such bits to keep
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

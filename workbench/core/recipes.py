@@ -68,7 +68,9 @@ class Recipe(BaseModel):
 
     schema_version: Literal[1] = Field(1, description="recipe format version")
     model: Literal["demo"] | ModelSpec = Field("demo", description="'demo' or {path, input_shape, sha256, …}")
-    dataset: Literal["demo"] | DatasetConfig = Field("demo", description="'demo' or {kind, path, preprocess, …}")
+    dataset: Literal["demo"] | DatasetConfig | None = Field(
+        "demo", description="'demo', {kind, path, preprocess, …}, or null: no data, so accuracy is not measured "
+                            "(and steps that need data fail)")
     seed: int = Field(0, ge=0, description="seeds every step, so a replay gives the same figures")
     steps: list[StepSpec] = Field(default_factory=list, description="applied in order, each to the previous result")
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec, description="measurement settings")
@@ -77,7 +79,7 @@ class Recipe(BaseModel):
     def model_spec(self) -> ModelSpec:
         return ModelSpec.demo() if self.model == "demo" else self.model
 
-    def dataset_config(self) -> DatasetConfig:
+    def dataset_config(self) -> DatasetConfig | None:
         return DatasetConfig(kind="demo") if self.dataset == "demo" else self.dataset
 
     def to_doc(self) -> dict:
@@ -158,15 +160,13 @@ def recipe_from_lineage(project: Project, variant_id: str, recipe_dir: Path | No
     if not spec.is_demo:
         path = spec.resolve(project.folder)
         spec = spec.model_copy(update={"path": place(path), "sha256": spec.sha256 or file_sha256(path)})
-    if project.dataset is None and not spec.is_demo:
-        raise WorkbenchError("the project has no dataset, so a replay could not measure accuracy",
-                             "choose one (File › Project dataset…), then save the recipe")
-    dataset = project.dataset or DatasetConfig(kind="demo")
-    if dataset.path:
+    dataset = project.dataset  # None: the project has no data, and neither has the recipe
+    if dataset is not None and dataset.path:
         dataset = dataset.model_copy(update={"path": place(dataset.resolve(project.folder))})
     steps = [StepSpec(method=v.step.method, params=dict(v.step.params), overrides=dict(v.step.overrides))
              for v in project.lineage(variant_id) if v.step is not None]
-    return Recipe(model="demo" if spec.is_demo else spec, dataset="demo" if dataset == DatasetConfig() else dataset,
+    return Recipe(model="demo" if spec.is_demo else spec,
+                  dataset="demo" if dataset == DatasetConfig() else dataset,
                   seed=project.seed, steps=steps)
 
 
@@ -218,11 +218,11 @@ def check_goals(goals: Goals, base: Variant, final: Variant) -> tuple[bool, list
     return all(d["met"] for d in details), details
 
 
-def _absolute(recipe: Recipe, base_dir: Path) -> tuple[ModelSpec, DatasetConfig]:
+def _absolute(recipe: Recipe, base_dir: Path) -> tuple[ModelSpec, DatasetConfig | None]:
     spec, data = recipe.model_spec(), recipe.dataset_config()
     if not spec.is_demo:
         spec = spec.model_copy(update={"path": str(spec.resolve(base_dir).resolve())})
-    if data.path:
+    if data is not None and data.path:
         data = data.model_copy(update={"path": str(data.resolve(base_dir).resolve())})
     return spec, data
 
