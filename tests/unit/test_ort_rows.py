@@ -51,3 +51,4 @@ def test_accuracy_of_a_batch_one_model_is_measured(small_cnn):
         predicted = small_cnn.module.eval()(torch.from_numpy(data.x)).argmax(1).numpy()
     assert measured.samples == 300 and measured.runtime == "onnxruntime"
     assert measured.top1 == pytest.approx(float((predicted == data.y).mean()), abs=1 / 300)
+

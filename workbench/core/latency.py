@@ -43,14 +43,26 @@ def session(path: Path, threads: int = 1):
 
 
 def measure_interleaved(models: dict[str, Path], input_shape: tuple[int, ...], runs: int = 200, warmup: int = 20,
-                        threads: int = 1, seed: int = 0) -> dict[str, LatencyStats]:
-    """p50/p90/p99 per model, batch as in ``input_shape``, the same random input for all."""
+                        threads: int = 1, seed: int = 0, budget_s: float | None = None,
+                        min_runs: int = 10) -> dict[str, LatencyStats]:
+    """p50/p90/p99 per model, batch as in ``input_shape``, the same random input for all.
+
+    With ``budget_s``, a slow model gets fewer runs (never under ``min_runs``) so the whole measurement takes about
+    that long: a large network measured in the background must not hold the CPU for minutes. The stats say how
+    many runs were timed.
+    """
     x = np.random.default_rng(seed).standard_normal(input_shape).astype(np.float32)
     sessions = {}
     for name, path in models.items():
         sess = session(path, threads)
         sessions[name] = (sess, {sess.get_inputs()[0].name: x})
-    for _ in range(warmup):
+    t = time.perf_counter()
+    for sess, feed in sessions.values():  # the first warm-up round, timed to fit the budget
+        sess.run(None, feed)
+    if budget_s is not None:
+        fit = int(budget_s / max(time.perf_counter() - t, 1e-6))
+        warmup, runs = min(warmup, max(1, fit // 5)), min(runs, max(min_runs, fit))
+    for _ in range(warmup - 1):
         for sess, feed in sessions.values():
             sess.run(None, feed)
     samples: dict[str, list[float]] = {name: [] for name in models}

@@ -246,8 +246,9 @@ def compare_variants(project: Project, a: str, b: str):
     return compare_layers(graph_a, graph_b)
 
 
-def local_latency(runs: int = 100, warmup: int = 10, threads: int = 1) -> LatencyFn:
-    """A ``measure_latency`` callable timing ONNX Runtime on this machine (batch 1)."""
+def local_latency(runs: int = 100, warmup: int = 10, threads: int = 1, budget_s: float | None = None) -> LatencyFn:
+    """A ``measure_latency`` callable timing ONNX Runtime on this machine (batch 1); with ``budget_s`` a slow model
+    gets fewer runs (at least 10), so the measurement takes about that long."""
 
     def measure_local(path: Path) -> dict:
         import platform
@@ -255,7 +256,8 @@ def local_latency(runs: int = 100, warmup: int = 10, threads: int = 1) -> Latenc
         from .latency import measure_interleaved, session
 
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in session(path, threads).get_inputs()[0].shape]
-        stats = measure_interleaved({"model": path}, tuple(shape), runs=runs, warmup=warmup, threads=threads)["model"]
+        stats = measure_interleaved({"model": path}, tuple(shape), runs=runs, warmup=warmup, threads=threads,
+                                    budget_s=budget_s)["model"]
         return {"device": "local", "device_name": platform.processor() or platform.machine(), "p50": stats.p50,
                 "p90": stats.p90, "p99": stats.p99, "runs": stats.runs, "threads": stats.threads}
 

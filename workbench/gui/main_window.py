@@ -33,6 +33,7 @@ from .workers import TaskSlot
 
 log = logging.getLogger("workbench.gui")
 MAX_RECENT = 10
+LATENCY_BUDGET_S = 5.0  # the latency taken with every measurement: fewer runs for a slow model (shown with p50)
 LAYOUT_VERSION = 2  # bump when docks are added or removed: Qt would put new docks anywhere in an old layout
 MODEL_FILTER = "Models (*.onnx *.pt *.pth *.pt2 *.bin *.ckpt *.py);;All files (*)"
 
@@ -564,7 +565,8 @@ class MainWindow(QMainWindow):
         name = step_label(step)[:60]  # the user renames it in the Variants table
 
         def task(token):
-            variant = yield from run_step(project, parent, step, measure_latency=local_latency(runs=50),
+            variant = yield from run_step(project, parent, step,
+                                          measure_latency=local_latency(runs=50, budget_s=LATENCY_BUDGET_S),
                                           name=name, token=token)
             artifact = variant_artifact(project, variant)
             new_graph = yield from shared_loader().open(artifact.request(), token)
@@ -934,7 +936,8 @@ class MainWindow(QMainWindow):
             return
 
         def task(token):
-            variant = yield from evaluate_variant(project, variant_id, measure_latency=local_latency(runs=50),
+            variant = yield from evaluate_variant(project, variant_id,
+                                                  measure_latency=local_latency(runs=50, budget_s=LATENCY_BUDGET_S),
                                                   token=token)
             return variant
 
