@@ -181,3 +181,26 @@ def test_scatter_without_points_says_so():
     assert "no measured variants yet" in scatter_svg([], "x", str, "t")
     svg = scatter_svg([Point("a", "only", None, 1.0, 90.0)], "x", str, "t")
     assert svg.count('r="5.5"') == 1 and "<polyline" not in svg  # one point: no front line
+
+
+def test_a_project_without_data_still_compares_size_and_speed(tmp_path):
+    from report_project import _lat
+    from workbench.core.modelspec import ModelSpec
+    from workbench.core.project import ROOT_ID
+    from workbench.core.variants import Figure, Step, Variant
+
+    project = Project.create(tmp_path / "p", name="no data")
+    project.set_base_model(ModelSpec.demo())
+    base = project.variant(ROOT_ID)
+    project.update_variant(base.with_changes(status="done", deploy="base.onnx", params=Figure(106954),
+                                             macs=Figure(5633608), size_bytes=Figure(436429),
+                                             latency=_lat(0.100)), "measure base")
+    project.add_variant(Variant("v1", ROOT_ID, "pruned", Step("prune.channels", {"ratio": 0.5}), "done",
+                                artifact="v1.onnx", deploy="v1.onnx", params=Figure(32330), macs=Figure(1827576),
+                                size_bytes=Figure(109107), latency=_lat(0.050)))
+    from html import unescape
+
+    text = unescape(" ".join(re.sub(r"<[^>]+>", " ", build_report(project)).split()))
+    assert "Base model no accuracy" in text and "2 measured 2 in the project's tree · 0 with accuracy" in text
+    assert "pruned – no accuracy 0.25× of base 0.32× of base 2.00× faster" in text
+    assert "not measured yet" not in text

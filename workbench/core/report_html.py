@@ -139,7 +139,7 @@ def _ratio(a: float, b: float) -> str:
 
 
 def _comparison_table(rows: list[Row], base: Row | None) -> str:
-    if base is None or base.top1 is None:
+    if base is None or not (base.variant.size_bytes or base.latency):
         return '<p class="muted">The base model is not measured yet: nothing to compare with.</p>'
     size_front, lat_front = _fronts(rows)
     head = ("<tr><th>Variant</th><th class='num'>Top-1 change</th><th class='num'>Size</th>"
@@ -147,17 +147,20 @@ def _comparison_table(rows: list[Row], base: Row | None) -> str:
     body = []
     for r in rows:
         v, b = r.variant, base.variant
-        if v.id == base.id or r.top1 is None:
+        if v.id == base.id or v.status != "done":
             continue
-        delta = r.top1 - base.top1
         size = _ratio(v.size_bytes.value, b.size_bytes.value) if v.size_bytes and b.size_bytes else "–"
         macs = _ratio(v.macs.value, b.macs.value) if v.macs and b.macs and b.macs.value else "–"
         speed = "–"
         if r.latency and base.latency and r.latency.p50 > 0:
             speed = _speed(base.latency.p50, r.latency.p50, ".2f")
         front = ", ".join(name for name, ids in (("size", size_front), ("latency", lat_front)) if v.id in ids)
-        cls = "good" if delta >= -1.0 else "bad"
-        body.append(f"<tr><td><b>{escape(v.name)}</b></td><td class='num {cls}'>{delta:+.2f} points</td>"
+        if r.top1 is None or base.top1 is None:  # no dataset (yet): the cost side still compares
+            change = "<td class='num'>–<br><span class='prov'>no accuracy</span></td>"
+        else:
+            delta = r.top1 - base.top1
+            change = f"<td class='num {'good' if delta >= -1.0 else 'bad'}'>{delta:+.2f} points</td>"
+        body.append(f"<tr><td><b>{escape(v.name)}</b></td>{change}"
                     f"<td class='num'>{size} of base</td><td class='num'>{macs} of base</td>"
                     f"<td class='num'>{speed}</td><td>{front or '—'}</td></tr>")
     return f'<table class="compare">{head}{"".join(body)}</table>'
@@ -174,10 +177,11 @@ def recommended(rows: list[Row], base: Row | None, max_drop: float = 1.0) -> Row
 
 def _cards(rows: list[Row], base: Row | None, dataset: str) -> str:
     cards = []
-    if base is not None and base.top1 is not None:
+    if base is not None and (base.top1 is not None or base.variant.size_bytes):
         size = human_bytes(base.variant.size_bytes.value) if base.variant.size_bytes else "–"
         lat = f"{base.latency.p50:.3f} ms p50" if base.latency else "latency not measured"
-        cards.append(("Base model", f"{base.top1:.2f} % top-1", f"{size} · {lat} · {dataset}"))
+        top1 = f"{base.top1:.2f} % top-1" if base.top1 is not None else "no accuracy"
+        cards.append(("Base model", top1, f"{size} · {lat} · {dataset}"))
     best = recommended(rows, base)
     if best is not None and base is not None:
         v, b = best.variant, base.variant
@@ -186,8 +190,10 @@ def _cards(rows: list[Row], base: Row | None, dataset: str) -> str:
             parts.append(_speed(base.latency.p50, best.latency.p50, ".1f"))
         cards.append(("Recommended", v.name, f"{best.top1 - base.top1:+.2f} points top-1 · " + " · ".join(parts)
                       + " (smallest within 1 point of the base)"))
-    measured = sum(1 for r in rows if r.top1 is not None)
-    cards.append(("Variants", f"{measured} measured", f"{len(rows)} in the project's tree"))
+    measured = sum(1 for r in rows if r.variant.status == "done")
+    accurate = sum(1 for r in rows if r.top1 is not None)
+    cards.append(("Variants", f"{measured} measured", f"{len(rows)} in the project's tree"
+                  + ("" if accurate == measured else f" · {accurate} with accuracy")))
     cells = '<td class="gap"></td>'.join(
         f'<td class="card"><span class="label">{escape(a)}</span><br><span class="big">{escape(b)}</span><br>'
         f'<span class="small">{escape(c)}</span></td>' for a, b, c in cards)
