@@ -143,3 +143,18 @@ def test_the_note_names_what_the_axis_cannot_place(chart):
     note = chart.note.text()
     assert "3 variants not yet measured on this axis" in note  # v2, v3 and v5 (no accuracy: on no chart)
     assert "The Compress panel's estimate is on the size chart only." in note
+
+
+def test_a_single_point_gets_readable_ranges(chart):
+    chart.set_points([ChartPoint("base", "base model", None, 12.2, 829_000, 0.03)])
+    vb = chart.plot.getViewBox()
+    (x0, x1), (y0, y1) = vb.viewRange()
+    assert y0 <= 11.3 and y1 >= 13.1  # a band of two points, not 1e-14 of float noise
+    assert x0 < 829_000 * 0.9 and x1 > 829_000 * 1.1
+    axis = chart.plot.getAxis("left")
+    labels = [text for spacing, values in axis.tickValues(y0, y1, 300)
+              for text in axis.tickStrings(values, 1, spacing)]
+    assert labels and all(len(text) <= 5 for text in labels), labels  # "12.5", not "12.20000000000003"
+    chart.set_points(_points())  # several points: automatic ranges again
+    (x0, x1), _ = vb.viewRange()
+    assert x0 < 60_000 and x1 > 430_000

@@ -254,8 +254,18 @@ class VariantChart(QWidget):
         elif self._floor is not None:
             best = max(p.accuracy for p in shown)
             self.plot.setYRange(self._floor, best + max(0.3, 0.05 * (best - self._floor)), padding=0.02)
+        elif max(p.accuracy for p in shown) - min(p.accuracy for p in shown) < 1e-6:
+            y = shown[0].accuracy  # one level (often one point): a readable band, not float noise on the ticks
+            self.plot.setYRange(y - 1.0, y + 1.0, padding=0)
         else:
             self.plot.enableAutoRange(axis="y")
+            self.plot.getViewBox().updateAutoRange()
+        xs = [coords[p.id][0] for p in shown]
+        if xs and max(xs) - min(xs) < 1e-9 * max(1.0, abs(xs[0])):  # one size or latency: centre it
+            half = 0.1 if self.log_x.isChecked() else max(abs(xs[0]) * 0.2, 1e-9)
+            self.plot.setXRange(xs[0] - half, xs[0] + half, padding=0)
+        else:
+            self.plot.enableAutoRange(axis="x")
             self.plot.getViewBox().updateAutoRange()
         self._place_labels()
 
