@@ -57,6 +57,7 @@ def test_package_holds_every_file_with_matching_sha256(package):
     assert all(sums[name] == _sha(package / name) for name in sums)
     readme = (package / "README.md").read_text()
     assert deploy["files"]["model.int8.onnx"]["sha256"] in readme
+    assert "Accuracy was not measured" not in readme  # the demo package measured it
 
 
 def test_deploy_json_describes_the_model(package, demo_setup):
@@ -277,6 +278,8 @@ def test_any_model_exports_without_data_using_made_up_inputs(small_cnn, tmp_path
     assert deploy["sample"]["source"] == "random (no data given)" and not deploy["sample"]["labels_known"]
     assert not deploy["labels_given"] and deploy["labels"] == [str(i) for i in range(len(deploy["labels"]))]
     assert deploy["preprocessing"]["mean"] is None and deploy["metrics"] == []
+    card = (tmp_path / "pkg" / "README.md").read_text()
+    assert "Accuracy was not measured: no labelled data was given." in card
     proc = subprocess.run([sys.executable, "infer.py"], cwd=tmp_path / "pkg", capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and proc.stdout.count("predicted") == 4 and "true" not in proc.stdout

@@ -94,6 +94,9 @@ def render_readme(deploy: dict, files: dict[str, dict]) -> str:
                   f"{_how(m.get('how'))} |" for m in deploy["metrics"]]
     else:
         lines.append("No metrics were recorded for this package.")
+    if not any("accuracy" in m["name"] for m in deploy["metrics"]):
+        lines += ["", "Accuracy was not measured: no labelled data was given. Measure it on your data before "
+                      "relying on this model."]
     lines.append("")
 
     lines += ["## Latency", ""] + _latency_lines(deploy.get("latency")) + [""]
@@ -139,7 +142,8 @@ def render_readme(deploy: dict, files: dict[str, dict]) -> str:
 
 def _latency_lines(latency: dict | None) -> list[str]:
     if not latency:
-        return ["Not measured for this package."]
+        return ["No latency report was made at export; latency figures under Metrics, if any, come from the "
+                "project's measurements."]
     models = latency.get("models")
     if not isinstance(models, dict):
         return ["```json", json.dumps(latency, indent=2, default=str), "```"]
