@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import WorkbenchError
+from .fileio import file_sha256
 from .shapes import ShapeRequest, TensorSpec
 
 TORCH_FORMATS = {"torchscript", "torch-export", "torch-module", "torch-state-dict"}
@@ -35,11 +35,7 @@ class ModelArtifact:
     @property
     def sha256(self) -> str:
         if self._sha256 is None:
-            digest = hashlib.sha256()
-            with open(self.path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
-            self._sha256 = digest.hexdigest()
+            self._sha256 = file_sha256(self.path)
         return self._sha256
 
     @property

@@ -14,7 +14,6 @@ leaves either the old package or none, never a partial one.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -310,14 +309,6 @@ def _publish(root: Path, out: Path, force: bool) -> None:
         if old is not None:
             os.replace(old, out)
         raise
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def now_utc() -> str:

@@ -141,8 +141,9 @@ def requirements_text() -> str:
 def write_rest(pkg: Path, request: "ExportRequest", facts: dict, samples: ArrayData, latency: dict | None) -> dict:
     """sample.npz, infer.py, requirements.txt, latency.json, README.md, deploy.json and SHA256SUMS, in that order
     (each listing the hashes of the files before it); returns deploy.json's content."""
-    from .export import LATENCY_FILE, SAMPLE_FILE, TEMPLATE_DIR, sha256_file, to_json
+    from .export import LATENCY_FILE, SAMPLE_FILE, TEMPLATE_DIR, to_json
     from .export_card import render_readme
+    from .fileio import file_sha256
 
     arrays = {"x": samples.x} | ({"y": samples.y} if samples.y is not None else {})
     with open(pkg / SAMPLE_FILE, "wb") as fh:
@@ -158,7 +159,7 @@ def write_rest(pkg: Path, request: "ExportRequest", facts: dict, samples: ArrayD
                                                                         if samples.y is not None else "")}
 
     def hashes() -> dict[str, dict]:
-        return {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+        return {p.name: {"sha256": file_sha256(p), "bytes": p.stat().st_size}
                 for p in sorted(pkg.iterdir()) if p.is_file()}
 
     (pkg / "README.md").write_text(render_readme(deploy, hashes()))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import WorkbenchError
+from .fileio import file_sha256
 
 DEMO = "demo"
 
@@ -41,14 +41,6 @@ class ModelSpec(BaseModel):
             return demo_model_path()
         path = Path(self.path).expanduser()
         return path if path.is_absolute() or base_dir is None else Path(base_dir) / path
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 _opened: dict[tuple, tuple] = {}  # a few recently opened models: the runner needs the base model at every step
