@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .data import ArrayData, DataBundle, demo_data, read_npz
-from .errors import WorkbenchError
+from .errors import WorkbenchError, first_problem
 from .progress import CancelToken, Progress
 
 log = logging.getLogger(__name__)
@@ -77,9 +77,8 @@ class DatasetConfig(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ())) or "dataset"
-            raise WorkbenchError(f"dataset {where}: {first.get('msg', 'invalid value')}",
+            where, what = first_problem(exc, "dataset")
+            raise WorkbenchError(f"dataset {where}: {what}",
                                  "see docs/recipes.md for the dataset fields") from None
 
     @classmethod

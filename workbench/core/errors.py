@@ -37,6 +37,13 @@ class WorkbenchError(Exception):
         return line
 
 
+def first_problem(exc, fallback: str) -> tuple[str, str]:
+    """(where, what) of a pydantic ValidationError's first error: the dotted field path (``fallback`` when it names
+    no field) and the message, for a WorkbenchError that names the setting."""
+    first = exc.errors()[0]
+    return ".".join(str(p) for p in first.get("loc", ())) or fallback, first.get("msg", "invalid value")
+
+
 class UnsupportedFormat(WorkbenchError):
     """No reader recognises the file."""
 

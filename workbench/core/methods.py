@@ -18,7 +18,7 @@ from typing import Any, Callable, ClassVar, Generator
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .artifact import ModelArtifact
-from .errors import WorkbenchError
+from .errors import WorkbenchError, first_problem
 from .graph import LayerGraph
 from .progress import CancelToken, Progress
 
@@ -106,10 +106,9 @@ class Method:
         try:
             return self.Params(**(values or {}))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            name = ".".join(str(p) for p in first.get("loc", ())) or "parameters"
+            name, what = first_problem(exc, "parameters")
             allowed = describe_field(self.Params, name)
-            raise WorkbenchError(f"{self.id}: {name}: {first.get('msg', 'invalid value')}",
+            raise WorkbenchError(f"{self.id}: {name}: {what}",
                                  f"allowed: {allowed}" if allowed else "see `workbench methods`") from None
 
     def accepts(self, artifact: ModelArtifact) -> bool:

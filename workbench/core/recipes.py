@@ -18,7 +18,7 @@ from typing import Any, Generator, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .datasets import DatasetConfig
-from .errors import WorkbenchError
+from .errors import WorkbenchError, first_problem
 from .modelspec import ModelSpec, file_sha256
 from .progress import CancelToken, Progress
 from .project import ROOT_ID, Project
@@ -115,9 +115,8 @@ def parse_recipe(doc: Any, source: str = "") -> Recipe:
     try:
         return Recipe.model_validate(doc)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "recipe"
-        raise WorkbenchError(f"{where}: {first.get('msg', 'invalid value')}", "see docs/recipes.md",
+        where, what = first_problem(exc, "recipe")
+        raise WorkbenchError(f"{where}: {what}", "see docs/recipes.md",
                              source or None) from None
 
 

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import WorkbenchError
+from .errors import WorkbenchError, first_problem
 from .recipes import StepSpec
 from .variants import Step
 
@@ -205,9 +205,8 @@ def parse_space(doc: Any, source: str = "") -> SearchSpace:
     try:
         return SearchSpace.model_validate(doc)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "space"
-        raise WorkbenchError(f"search space {where}: {first.get('msg', 'invalid value')}", "see docs/search.md",
+        where, what = first_problem(exc, "space")
+        raise WorkbenchError(f"search space {where}: {what}", "see docs/search.md",
                              source or None) from None
 
 
