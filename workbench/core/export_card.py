@@ -105,14 +105,7 @@ def render_readme(deploy: dict, files: dict[str, dict]) -> str:
     val = deploy["validation"]
     lines.append(f"- ONNX checker (full check, onnx {val['onnx_checker']['onnx']}) passed for "
                  f"{', '.join(val['onnx_checker']['passed'])}.")
-    for c in val["checks"]:
-        if "atol" in c:
-            lines.append(f"- `{c['model']}` vs {c['reference']} on {c['inputs']} inputs: max abs diff "
-                         f"{c['max_abs_diff']:.3g} within atol {c['atol']:g} + rtol {c['rtol']:g} x |reference|.")
-        else:
-            lines.append(f"- `{c['model']}` vs {c['reference']} on {c['inputs']} inputs: top-1 agreement "
-                         f"{100 * c['top1_agreement']:.1f} % (at least {100 * c['min_top1_agreement']:.0f} % "
-                         f"required), max abs diff {c['max_abs_diff']:.3g} (reported).")
+    lines += [f"- {describe_check(c, quote='`')}." for c in val["checks"]]
     lines.append("")
 
     lines += ["## Recipe", ""]
@@ -138,6 +131,17 @@ def render_readme(deploy: dict, files: dict[str, dict]) -> str:
     lines += ["", "`README.md` and `deploy.json` are hashed in `deploy.json` and `SHA256SUMS` "
               "(check with `sha256sum -c SHA256SUMS`).", ""]
     return "\n".join(lines)
+
+
+def describe_check(c: dict, quote: str = "") -> str:
+    """One validation check of a package as a sentence: the model against its reference, on how many inputs, and
+    the measured difference against its bound (the model card and the export dialog both say it so)."""
+    head = f"{quote}{c['model']}{quote} vs {c['reference']} on {c['inputs']} inputs"
+    if "atol" in c:
+        return (f"{head}: max abs diff {c['max_abs_diff']:.3g} within atol {c['atol']:g} + rtol {c['rtol']:g} "
+                "x |reference|")
+    return (f"{head}: top-1 agreement {100 * c['top1_agreement']:.1f} % (at least "
+            f"{100 * c['min_top1_agreement']:.0f} % required), max abs diff {c['max_abs_diff']:.3g} (reported)")
 
 
 def _latency_lines(latency: dict | None) -> list[str]:

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QFileDialog, QHBoxLayout, QLa
 
 from workbench.core.errors import WorkbenchError
 from workbench.core.export import ExportRequest, ExportResult, export_package
+from workbench.core.export_card import describe_check
 from workbench.core.progress import Progress
 
 from .workers import TaskSlot
@@ -20,14 +21,7 @@ def validation_text(deploy: dict) -> str:
     """The checks a written package passed, one line each, with tolerances and measured differences."""
     validation = deploy["validation"]
     lines = [f"ONNX checker (full check) passed: {', '.join(validation['onnx_checker']['passed'])}"]
-    for c in validation["checks"]:
-        if "atol" in c:
-            lines.append(f"{c['model']} vs {c['reference']}: max abs diff {c['max_abs_diff']:.3g} "
-                         f"(tolerance atol {c['atol']:g} + rtol {c['rtol']:g} x |ref|) on {c['inputs']} inputs")
-        else:
-            lines.append(f"{c['model']} vs {c['reference']}: top-1 agreement {100 * c['top1_agreement']:.1f} % "
-                         f"(at least {100 * c['min_top1_agreement']:.0f} % required), max abs diff "
-                         f"{c['max_abs_diff']:.3g} on {c['inputs']} inputs")
+    lines += [describe_check(c) for c in validation["checks"]]
     for m in deploy["metrics"]:
         if m.get("unit") == "fraction":
             lines.append(f"{m.get('model') or 'package'}: {m['name']} {100 * m['value']:.2f} % ({m['provenance']})")
