@@ -17,11 +17,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from agent_process import AGENT_FILE, AgentProcess
+from cli_process import WORKBENCH
 from workbench.core.artifact import ModelArtifact, export_onnx
 from workbench.core.errors import WorkbenchError
 from workbench.devices import BenchConfig
-
-WORKBENCH = [sys.executable, "-m", "workbench.cli"]
 QUICK = BenchConfig(runs=30, warmup=3, profile_runs=3)
 LONG = BenchConfig(runs=10**6, warmup=0, profile_runs=0)  # ~100 s of the demo: long enough to be killed mid-job
 

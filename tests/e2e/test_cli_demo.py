@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 
 import pytest
 
 from chromium import render
+from cli_process import run_cli as run
 from pdf_text import compact, page_numbers, page_text, read_pdf
 from workbench.core.project import Project
 
-WORKBENCH = [sys.executable, "-m", "workbench.cli"]
 STEPS = {"prune.channels", "finetune", "quantize.int8_static", "distill.kd"}
-
-
-def run(*args, timeout=600):
-    return subprocess.run(WORKBENCH + list(args), capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -14,19 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-WORKBENCH = [sys.executable, "-m", "workbench.cli"]
-
-
-def run(*args, timeout=600):
-    return subprocess.run(WORKBENCH + list(args), capture_output=True, text=True, timeout=timeout)
-
-
-def _one_line_error(proc, *needles):
-    assert proc.returncode == 2, proc.stderr
-    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+from cli_process import assert_one_line_error as _one_line_error, run_cli as run
 
 
 def test_export_demo_to_a_zip_with_int8(tmp_path):

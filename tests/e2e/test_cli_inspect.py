@@ -1,19 +1,16 @@
 """`workbench inspect` as a user runs it: one JSON document, or one clear error line and a non-zero exit."""
 
 import json
-import subprocess
-import sys
 
 import onnx
 import pytest
 
+from cli_process import assert_one_line_error as _assert_one_line_error, run_cli
 from workbench.core.demo import demo_info
-
-WORKBENCH = [sys.executable, "-m", "workbench.cli"]
 
 
 def run(*args):
-    return subprocess.run(WORKBENCH + list(args), capture_output=True, text=True, timeout=300)
+    return run_cli(*args, timeout=300)
 
 
 def test_demo_json_is_one_document_with_the_documented_keys():
@@ -37,15 +34,6 @@ def test_text_report_shows_totals_and_top_layers(small_cnn):
     assert "Parameters" in proc.stdout and "FLOPs (2 x MACs)" in proc.stdout
     assert "Top 3 layers by MACs" in proc.stdout
     assert "not measured" in proc.stdout
-
-
-def _assert_one_line_error(proc, *needles):
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_bad_inputs_give_one_clear_line(tmp_path, small_cnn):

@@ -2,26 +2,11 @@
 
 import hashlib
 import json
-import subprocess
-import sys
 
 import numpy as np
 
+from cli_process import assert_one_line_error as _one_line_error, run_cli as run
 from workbench.core.demo import demo_model_path
-
-WORKBENCH = [sys.executable, "-m", "workbench.cli"]
-
-
-def run(*args):
-    return subprocess.run(WORKBENCH + list(args), capture_output=True, text=True, timeout=600)
-
-
-def _one_line_error(proc, *needles):
-    assert proc.returncode == 2, proc.stderr
-    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_methods_lists_every_built_in_with_its_parameters():

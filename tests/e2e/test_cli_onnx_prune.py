@@ -1,19 +1,13 @@
 """`workbench apply model.onnx --method prune.channels` as a user runs it: ONNX in, smaller ONNX out."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-WORKBENCH = [sys.executable, "-m", "workbench.cli"]
-
-
-def run(*args):
-    return subprocess.run(WORKBENCH + list(args), capture_output=True, text=True, timeout=600)
+from cli_process import run_cli as run
 
 
 def test_apply_prune_channels_to_an_onnx_file(small_cnn, tmp_path):

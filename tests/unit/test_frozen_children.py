@@ -14,6 +14,7 @@ from workbench.core.artifact import export_onnx
 from workbench.core.child import FROZEN_CHILD_FLAG, child_command
 from workbench.core.demo import demo_request
 from workbench.core.loader import LoaderProcess
+from workbench.core.methods import run_to_end
 from workbench.core.readers import open_model
 from workbench.devices import BenchConfig
 from workbench.devices import local
@@ -30,14 +31,6 @@ def frozen(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "executable", str(launcher))
     monkeypatch.setattr(local, "_described", None)
     return launcher
-
-
-def _run(gen):
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        return stop.value
 
 
 def test_from_source_children_run_python_code():
@@ -57,7 +50,7 @@ def test_the_model_reader_opens_the_demo_in_the_frozen_child(frozen):
     loader = LoaderProcess(preload=())
     try:
         assert loader._proc.args[:3] == [str(frozen), FROZEN_CHILD_FLAG, "loader"]
-        graph = _run(loader.open(demo_request()))
+        graph = run_to_end(loader.open(demo_request()))
     finally:
         loader.close()
     here = open_model(demo_request())

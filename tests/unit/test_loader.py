@@ -7,17 +7,10 @@ import pytest
 
 from workbench.core.errors import InputShapeError, WorkbenchError
 from workbench.core.loader import LoaderProcess
+from workbench.core.methods import run_to_end
 from workbench.core.progress import CancelToken, Cancelled
 from workbench.core.readers import OpenRequest
 from workbench.core.shapes import ShapeRequest, TensorSpec
-
-
-def _run(gen):
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        return stop.value
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +30,12 @@ def test_errors_keep_their_fields_across_processes():
 
 
 def test_opens_in_the_child_and_returns_the_graph(loader, small_cnn):
-    graph = _run(loader.open(OpenRequest(small_cnn.onnx)))
+    graph = run_to_end(loader.open(OpenRequest(small_cnn.onnx)))
     assert graph.params == small_cnn.params and graph.request.path == small_cnn.onnx
     with pytest.raises(InputShapeError) as err:
-        _run(loader.open(OpenRequest(small_cnn.torchscript)))
+        run_to_end(loader.open(OpenRequest(small_cnn.torchscript)))
     assert err.value.inputs  # the GUI's shape dialog needs them
-    graph = _run(loader.open(OpenRequest(small_cnn.torchscript, shapes=ShapeRequest.parse(["1x1x28x28"]))))
+    graph = run_to_end(loader.open(OpenRequest(small_cnn.torchscript, shapes=ShapeRequest.parse(["1x1x28x28"]))))
     assert graph.macs > 0
 
 
@@ -54,8 +47,8 @@ def test_a_crashing_reader_is_reported_and_the_loader_recovers(loader, tmp_path,
             os._exit(3)   # what a segfaulting extension looks like from outside
     """))
     with pytest.raises(WorkbenchError, match="stopped unexpectedly \\(exit code 3\\)"):
-        _run(loader.open(OpenRequest(crash, trust_code=True)))
-    assert _run(loader.open(OpenRequest(small_cnn.onnx))).params == small_cnn.params
+        run_to_end(loader.open(OpenRequest(crash, trust_code=True)))
+    assert run_to_end(loader.open(OpenRequest(small_cnn.onnx))).params == small_cnn.params
 
 
 def test_cancel_stops_the_child_at_once(loader, tmp_path, small_cnn):
@@ -66,5 +59,5 @@ def test_cancel_stops_the_child_at_once(loader, tmp_path, small_cnn):
     next(gen)
     token.cancel()
     with pytest.raises(Cancelled):
-        _run(gen)
-    assert _run(loader.open(OpenRequest(small_cnn.onnx))).params == small_cnn.params
+        run_to_end(gen)
+    assert run_to_end(loader.open(OpenRequest(small_cnn.onnx))).params == small_cnn.params
