@@ -400,15 +400,27 @@ class _Builder:
         return torch.arange(start.item(), limit.item(), delta.item(), dtype=start.dtype)
 
     # ---- weighted layers ------------------------------------------------------------------------------------
-    def op_Conv(self, ins, attrs):
-        import torch.nn as nn
-
+    def _conv_inputs(self, ins, what: str):
+        """(input, weight, bias or None, spatial dims) of a Conv or ConvTranspose node."""
         x = self.dyn(ins[0])
         w = self.const(ins[1], "the weight").float()
         b = self.const(ins[2], "the bias").float() if len(ins) > 2 and ins[2] is not None else None
         nd = w.ndim - 2
         if nd not in (1, 2, 3):
-            raise _Unsupported(f"{nd}-d convolution")
+            raise _Unsupported(f"{nd}-d {what}")
+        return x, w, b, nd
+
+    def _weighted(self, module, x: _Dyn, weight, bias):
+        """``module`` with the node's weight and bias copied in, applied to ``x``."""
+        module.weight.data.copy_(weight)
+        if bias is not None:
+            module.bias.data.copy_(bias)
+        return self.layer(module, x)
+
+    def op_Conv(self, ins, attrs):
+        import torch.nn as nn
+
+        x, w, b, nd = self._conv_inputs(ins, "convolution")
         kernel = list(w.shape[2:])
         strides = list(attrs.get("strides", [1] * nd))
         dilations = list(attrs.get("dilations", [1] * nd))
@@ -420,20 +432,12 @@ class _Builder:
         cls = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[nd]
         conv = cls(w.shape[1] * group, w.shape[0], kernel, stride=strides, padding=padding, dilation=dilations,
                    groups=group, bias=b is not None)
-        conv.weight.data.copy_(w)
-        if b is not None:
-            conv.bias.data.copy_(b)
-        return self.layer(conv, x)
+        return self._weighted(conv, x, w, b)
 
     def op_ConvTranspose(self, ins, attrs):
         import torch.nn as nn
 
-        x = self.dyn(ins[0])
-        w = self.const(ins[1], "the weight").float()
-        b = self.const(ins[2], "the bias").float() if len(ins) > 2 and ins[2] is not None else None
-        nd = w.ndim - 2
-        if nd not in (1, 2, 3):
-            raise _Unsupported(f"{nd}-d transposed convolution")
+        x, w, b, nd = self._conv_inputs(ins, "transposed convolution")
         if "output_shape" in attrs or attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
             raise _Unsupported("output_shape / auto_pad are not supported")
         pads = list(attrs.get("pads", [0] * (2 * nd)))
@@ -444,20 +448,13 @@ class _Builder:
         conv = cls(w.shape[0], w.shape[1] * group, list(w.shape[2:]), stride=list(attrs.get("strides", [1] * nd)),
                    padding=pads[:nd], output_padding=list(attrs.get("output_padding", [0] * nd)), groups=group,
                    dilation=list(attrs.get("dilations", [1] * nd)), bias=b is not None)
-        conv.weight.data.copy_(w)
-        if b is not None:
-            conv.bias.data.copy_(b)
-        return self.layer(conv, x)
+        return self._weighted(conv, x, w, b)
 
     def _linear(self, x: _Dyn, weight, bias):
         """``nn.Linear`` with ``weight`` [out, in]."""
         import torch.nn as nn
 
-        lin = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
-        lin.weight.data.copy_(weight)
-        if bias is not None:
-            lin.bias.data.copy_(bias)
-        return self.layer(lin, x)
+        return self._weighted(nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None), x, weight, bias)
 
     def op_Gemm(self, ins, attrs):
         import torch
