@@ -6,6 +6,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
+from gui_helpers import apply_from_panel
 from workbench.core.datasets import DatasetConfig
 from workbench.core.recipes import load_recipe, recipe_from_lineage
 
@@ -18,21 +19,12 @@ def _open_demo(qtbot, window):
     qtbot.waitUntil(window.measure_task.idle, timeout=60000)  # its latency comes after
 
 
-def _apply(qtbot, window, method_id, values):
-    panel = window.compress
-    panel.select_method(method_id)
-    panel.form.set_values(values)
-    with qtbot.waitSignal(window.view_ready, timeout=180000):
-        qtbot.mouseClick(panel.apply_button, Qt.LeftButton)
-    return window.project.variant(window.current_variant)
-
-
 def test_variants_charts_undo_compare_and_recipe(qtbot, window, tmp_path):
     _open_demo(qtbot, window)
     panel, chart = window.variants_panel, window.charts.size_chart
     qtbot.waitUntil(lambda: panel.items["base"].text(6) != "—", timeout=10000)
     assert float(panel.items["base"].text(6)) == pytest.approx(98.9, abs=0.2)  # the demo's measured top-1
-    pruned = _apply(qtbot, window, "prune.channels", {"ratio": 0.3})
+    pruned = apply_from_panel(qtbot, window, "prune.channels", {"ratio": 0.3})
     assert pruned.status == "done" and pruned.parent == "base" and pruned.accuracy and pruned.latency
     def variants_plotted():  # the Compress panel's estimate is drawn too (a hollow "estimate" point)
         return {p.id for p in chart.plotted() if p.id != "estimate"}
@@ -80,7 +72,7 @@ def test_variants_charts_undo_compare_and_recipe(qtbot, window, tmp_path):
 
 def test_latency_on_this_machine_for_all_variants_and_the_int8_check(qtbot, window):
     _open_demo(qtbot, window)
-    int8 = _apply(qtbot, window, "quantize.int8_static", {"calibration_samples": 64})
+    int8 = apply_from_panel(qtbot, window, "quantize.int8_static", {"calibration_samples": 64})
     panel = window.latency_panel
     panel.runs.setValue(30)
     before = {vid: len(v.latency) for vid, v in window.project.variants.items()}
@@ -100,7 +92,7 @@ def test_latency_on_this_machine_for_all_variants_and_the_int8_check(qtbot, wind
 def test_project_reopens_after_a_crash_with_everything_saved(qtbot, make_window, tmp_path):
     first = make_window()
     _open_demo(qtbot, first)
-    pruned = _apply(qtbot, first, "prune.magnitude", {"sparsity": 0.3})
+    pruned = apply_from_panel(qtbot, first, "prune.magnitude", {"sparsity": 0.3})
     folder = first.project.folder
     first.project.save()
     # simulate a crash mid-run: the project file says a variant was running; a temp file is left behind
@@ -226,7 +218,7 @@ def test_a_model_without_data_gets_size_and_latency_and_its_pruning_works(qtbot,
     assert base.latency and not base.accuracy  # what needs no data is measured at once
     assert "Accuracy needs a dataset" in window.charts.size_chart.note.text()
     qtbot.waitUntil(window.measure_task.idle, timeout=60000)
-    pruned = _apply(qtbot, window, "prune.channels", {"ratio": 0.5})  # needs no data: it must not fail for want
+    pruned = apply_from_panel(qtbot, window, "prune.channels", {"ratio": 0.5})  # needs no data: it must not fail for want
     assert pruned.status == "done" and pruned.latency and not pruned.accuracy
     assert pruned.size_bytes.value < base.size_bytes.value and pruned.macs.value < base.macs.value
     assert recipe_from_lineage(window.project, pruned.id).dataset is None  # no data, and the recipe says so

@@ -8,6 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from workbench.core import methods as registry
+from gui_helpers import apply_from_panel
 from workbench.core.datasets import DatasetConfig
 
 METHOD_IDS = sorted(registry.methods())
@@ -105,10 +106,7 @@ def test_a_method_that_needs_data_says_so(qtbot, window):
 def test_sensitivity_paints_the_graph_and_offers_mixed_precision(qtbot, window):
     _open_demo(qtbot, window)
     panel = window.compress
-    panel.select_method("analysis.sensitivity")
-    panel.form.set_values({"samples": 100})
-    with qtbot.waitSignal(window.view_ready, timeout=180000):
-        qtbot.mouseClick(panel.apply_button, Qt.LeftButton)
+    apply_from_panel(qtbot, window, "analysis.sensitivity", {"samples": 100})
     assert window.graph_view.metric_id == "sensitivity"
     assert "Accuracy drop (measured)" in window.graph_view.legend.text()
     assert panel.suggestion_button.isVisible()
@@ -143,11 +141,7 @@ def test_per_layer_override_from_the_layer_table(qtbot, window):
 
 def test_finetune_draws_live_training_curves(qtbot, window):
     _open_demo(qtbot, window)
-    panel = window.compress
-    panel.select_method("finetune")
-    panel.form.set_values({"epochs": 1})
-    with qtbot.waitSignal(window.view_ready, timeout=180000):
-        qtbot.mouseClick(panel.apply_button, Qt.LeftButton)
+    apply_from_panel(qtbot, window, "finetune", {"epochs": 1})
     series = window.training.series
     epochs, losses = series["train loss"]
     assert len(epochs) >= 3 and epochs == sorted(epochs) and epochs[-1] == pytest.approx(1.0)
