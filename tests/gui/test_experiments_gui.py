@@ -226,3 +226,5 @@ def test_a_model_without_data_gets_size_and_latency_and_its_pruning_works(qtbot,
     qtbot.waitUntil(lambda: all(v.accuracy for v in window.project.variants.values()), timeout=120000)
     qtbot.waitUntil(lambda: {"base", pruned.id} <= {p.id for p in window.charts.size_chart.plotted()}, timeout=10000)
     assert "Accuracy needs a dataset" not in window.charts.size_chart.note.text()
+    qtbot.waitUntil(window.measure_task.idle, timeout=60000)
+    assert all(len(v.latency) == 1 for v in window.project.variants.values())  # the data changes no latency

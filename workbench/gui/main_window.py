@@ -126,7 +126,7 @@ class MainWindow(QMainWindow):
         # one slot per kind of background work, so one never cancels another: measuring a variant (after opening
         # or applying), latency and int8 checks on a device, and counting two variants to compare them
         self.measure_task = TaskSlot(self)
-        self._measure_queue: list = []  # (project, variant id) asked for while another measurement ran
+        self._measure_queue: list = []  # (project, variant id, with latency) asked for while another ran
         self.device_task = TaskSlot(self)
         self.compare_task = TaskSlot(self)
         self.variants_panel.variant_selected.connect(self.open_variant)
@@ -906,7 +906,7 @@ class MainWindow(QMainWindow):
         task.failed.connect(lambda exc, r=request: self._load_failed(r, exc))
 
     _TASK_WORDS = {"method": "the running step", "latency": "the latency measurement", "int8 check": "the int8 check",
-                   "measure": "the measurement", "compare": "the comparison"}
+                   "measure": "the measurement"}
 
     @property
     def experiment_slots(self) -> tuple:
@@ -920,8 +920,9 @@ class MainWindow(QMainWindow):
                 return self._TASK_WORDS.get(name, "the running step")
         return ""
 
-    def measure_variant(self, variant_id: str) -> None:
-        """Measure accuracy (validation split) and latency (this machine, 1 thread) of a variant on a worker."""
+    def measure_variant(self, variant_id: str, latency: bool = True) -> None:
+        """Measure accuracy (validation split) and, unless ``latency`` is False, latency (this machine, 1 thread)
+        of a variant on a worker."""
         if self.project is None:
             return
         from workbench.core.runner import evaluate_variant, local_latency
@@ -929,16 +930,15 @@ class MainWindow(QMainWindow):
         project = self.project
         current = self.measure_task.current
         if current is not None and current.running:  # one at a time, none cancelled: the next waits its turn
-            if (project, variant_id) not in self._measure_queue:
-                self._measure_queue.append((project, variant_id))
+            if (project, variant_id, latency) not in self._measure_queue:
+                self._measure_queue.append((project, variant_id, latency))
             self.statusBar().showMessage(f"{project.variant(variant_id).name} is measured after the running "
                                          "measurement", 4000)
             return
 
         def task(token):
-            variant = yield from evaluate_variant(project, variant_id,
-                                                  measure_latency=local_latency(runs=50, budget_s=LATENCY_BUDGET_S),
-                                                  token=token)
+            timing = local_latency(runs=50, budget_s=LATENCY_BUDGET_S) if latency else None
+            variant = yield from evaluate_variant(project, variant_id, measure_latency=timing, token=token)
             return variant
 
         t = self.measure_task.start("measure", task)
@@ -951,9 +951,9 @@ class MainWindow(QMainWindow):
 
     def _measure_next(self, *_args) -> None:
         while self._measure_queue:
-            project, variant_id = self._measure_queue.pop(0)
+            project, variant_id, latency = self._measure_queue.pop(0)
             if project is self.project and variant_id in project.variants:
-                self.measure_variant(variant_id)
+                self.measure_variant(variant_id, latency)
                 return
 
     @staticmethod
@@ -1074,12 +1074,15 @@ class MainWindow(QMainWindow):
             self.set_project_dataset(dialog.config)
 
     def set_project_dataset(self, config) -> None:
-        """Use ``config`` for the project; every finished variant then gets its accuracy on it, one at a time."""
+        """Use ``config`` for the project; every finished variant then gets its accuracy on it, one at a time
+        (latency only where none was measured yet: the data does not change it)."""
+        from workbench.core.project import ROOT_ID
+
         self._project_call(lambda: self.project.set_dataset(config))
         if self.project.dataset is not None:
             for variant in list(self.project.variants.values()):
-                if variant.id == "base" or variant.status == "done":
-                    self.measure_variant(variant.id)
+                if variant.id == ROOT_ID or variant.status == "done":
+                    self.measure_variant(variant.id, latency=not variant.latency)
 
     def ask_save_path(self, title: str, name: str, filters: str) -> str | None:
         """A file name to save to (overridable in tests)."""
