@@ -53,7 +53,8 @@ class RecoveryReport:
 
 
 def _locked(method):
-    """Run a check-then-change method under the project's lock."""
+    """Run the method under the project's lock: a check and the change it allows, or a read-modify-write, happen
+    as one step for every thread."""
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
@@ -134,13 +135,13 @@ class Project:
     def artifact_path(self, relative: str) -> Path:
         return self.artifacts_dir / relative
 
+    @_locked
     def to_doc(self) -> dict:
-        with self._lock:
-            return {"schema_version": SCHEMA_VERSION, "name": self._name, "seed": self._seed,
-                    "base_model": self._base.model_dump(mode="json") if self._base else None,
-                    "dataset": self._dataset.to_dict() if self._dataset else None,
-                    "devices": [dict(d) for d in self._devices],
-                    "variants": [v.to_dict() for v in self._variants.values()], "next_id": self._next_id}
+        return {"schema_version": SCHEMA_VERSION, "name": self._name, "seed": self._seed,
+                "base_model": self._base.model_dump(mode="json") if self._base else None,
+                "dataset": self._dataset.to_dict() if self._dataset else None,
+                "devices": [dict(d) for d in self._devices],
+                "variants": [v.to_dict() for v in self._variants.values()], "next_id": self._next_id}
 
     @classmethod
     def _from_doc(cls, folder: Path, doc: dict) -> "Project":
@@ -164,13 +165,13 @@ class Project:
             self.dirty = False
         self._notify(Change("saved"))
 
+    @_locked
     def autosave(self) -> bool:
         """Save when something changed since the last save; returns whether it wrote."""
-        with self._lock:
-            if not self.dirty:
-                return False
-            self.save()
-            return True
+        if not self.dirty:
+            return False
+        self.save()
+        return True
 
     def referenced_files(self) -> set[str]:
         refs: set[str] = set()
@@ -359,13 +360,13 @@ class Project:
                    lambda: setattr(self, "_devices", [d for d in self._devices if d is not entry]),
                    lambda: setattr(self, "_devices", self._devices[:index] + [entry] + self._devices[index:]))
 
+    @_locked
     def new_variant_id(self) -> str:
         """A fresh id (``v7``); ids are never handed out twice, so a removed variant's files cannot be mistaken."""
-        with self._lock:
-            while f"v{self._next_id}" in self._variants:
-                self._next_id += 1
+        while f"v{self._next_id}" in self._variants:
             self._next_id += 1
-            return f"v{self._next_id - 1}"
+        self._next_id += 1
+        return f"v{self._next_id - 1}"
 
     def _reserve(self, variant_id: str) -> None:
         if variant_id[:1] == "v" and variant_id[1:].isdigit():
@@ -420,46 +421,46 @@ class Project:
     def rename(self, variant_id: str, name: str) -> None:
         self._replace(self.variant(variant_id).with_changes(name=name), f"Rename to {name}")
 
+    @_locked
     def record_accuracy(self, variant_id: str, value: AccuracyMetric) -> None:
-        with self._lock:  # read, add, replace: no other thread's measurement is lost in between
-            v = self.variant(variant_id)
-            self._replace(v.with_changes(accuracy=v.accuracy + (value,)), f"Accuracy of {v.name}")
+        v = self.variant(variant_id)  # read, add, replace: no other thread's measurement is lost in between
+        self._replace(v.with_changes(accuracy=v.accuracy + (value,)), f"Accuracy of {v.name}")
 
+    @_locked
     def record_latency(self, variant_id: str, value: LatencyMetric) -> None:
-        with self._lock:
-            v = self.variant(variant_id)
-            self._replace(v.with_changes(latency=v.latency + (value,)), f"Latency of {v.name} on {value.device}")
+        v = self.variant(variant_id)
+        self._replace(v.with_changes(latency=v.latency + (value,)), f"Latency of {v.name} on {value.device}")
 
+    @_locked
     def record_figures(self, variant_id: str, **figures: Figure) -> None:
         """Counted params / MACs / size of a variant's real file (replacing estimates)."""
-        with self._lock:
-            v = self.variant(variant_id)
-            self._replace(v.with_changes(**figures), f"Figures of {v.name}")
+        v = self.variant(variant_id)
+        self._replace(v.with_changes(**figures), f"Figures of {v.name}")
 
+    @_locked
     def merge_measurement(self, before: Variant, after: Variant, label: str) -> Variant:
         """Record what measuring took ``before`` to (``after``: a deploy file, counted figures, appended accuracy
         and latency) onto the variant as it is now, which another thread may have measured meanwhile; nothing that
         thread recorded is overwritten. Returns the variant as recorded."""
-        with self._lock:
-            current = self.variant(before.id)
-            changes = {name: getattr(after, name) for name in ("deploy", "params", "macs", "size_bytes", "status")
-                       if getattr(after, name) != getattr(before, name)
-                       and getattr(current, name) == getattr(before, name)}
-            merged = current.with_changes(accuracy=current.accuracy + after.accuracy[len(before.accuracy):],
-                                          latency=current.latency + after.latency[len(before.latency):], **changes)
-            if merged != current:
-                self._replace(merged, label)
-            return merged
+        current = self.variant(before.id)
+        changes = {name: getattr(after, name) for name in ("deploy", "params", "macs", "size_bytes", "status")
+                   if getattr(after, name) != getattr(before, name)
+                   and getattr(current, name) == getattr(before, name)}
+        merged = current.with_changes(accuracy=current.accuracy + after.accuracy[len(before.accuracy):],
+                                      latency=current.latency + after.latency[len(before.latency):], **changes)
+        if merged != current:
+            self._replace(merged, label)
+        return merged
 
     def update_variant(self, new: Variant, label: str) -> None:
         """Replace a variant's record (one undo step); measured variants only take a new name or measurements."""
         self._replace(new, label)
 
+    @_locked
     def _replace(self, new: Variant, label: str) -> None:
-        with self._lock:
-            old = self.variant(new.id)
-            check_replace(old, new)
-            self._push(label, "variant", lambda: self._set_variant(new), lambda: self._set_variant(old), new.id)
+        old = self.variant(new.id)
+        check_replace(old, new)
+        self._push(label, "variant", lambda: self._set_variant(new), lambda: self._set_variant(old), new.id)
 
     # ---- runs (used by workbench.core.runner) ----------------------------------------------------------------
     def start_run(self, variant: Variant) -> None:
