@@ -25,6 +25,9 @@ import numpy as np
 from .errors import WorkbenchError
 
 REMEDY = "prune the PyTorch model or quantize instead"
+# ops of an already quantized model: its float layers are gone, so there is nothing to convert and edit
+QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
+                           "MatMulInteger", "DynamicQuantizeLinear", "MatMulNBits"})
 _INT64_MAX = 2 ** 62  # Slice ends at or beyond this mean "to the end"
 
 
@@ -162,6 +165,11 @@ class _Builder:
         import torch
         import torch.fx
 
+        quantized = sorted({n.op_type for n in self.g.node if n.op_type in QUANTIZED_OPS})
+        if quantized:
+            raise WorkbenchError(f"this ONNX model is already quantized ({', '.join(quantized)}), so it has no float "
+                                 "layers to convert", "apply the step to the float variant it was made from, and "
+                                 "quantize last", self.source)
         for t in self.g.initializer:
             self.values[t.name] = _tensor(t)
         inputs = [vi for vi in self.g.input if vi.name not in self.values]

@@ -36,10 +36,6 @@ WEIGHTED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 
 
 # ---- helpers shared with finetune ----------------------------------------------------------------------------
-QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
-                           "MatMulInteger", "DynamicQuantizeLinear", "MatMulNBits"})
-
-
 def editable_module(method_id: str, artifact: ModelArtifact):
     """The artifact as real ``nn.Module`` layers, or a WorkbenchError saying how to open it so that it has them.
 
@@ -50,11 +46,6 @@ def editable_module(method_id: str, artifact: ModelArtifact):
         module_file = artifact.meta.get("module_file")
         if module_file and (artifact.path.parent / module_file).is_file():
             return artifact.load_torch(editable=True)
-        quantized = sorted({n.op_type for n in artifact.graph().nodes if n.op_type in QUANTIZED_OPS})
-        if quantized:
-            raise WorkbenchError(f"{method_id} needs float layers, and this ONNX model is already quantized "
-                                 f"({', '.join(quantized)})", f"apply {method_id} to the float variant it was made "
-                                 "from, and quantize last", artifact.path)
         from ..core.onnx_torch import convert_artifact
 
         return convert_artifact(artifact)
