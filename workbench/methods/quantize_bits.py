@@ -391,7 +391,7 @@ class BitWidthQuantization(Method):
             examples = example_inputs(artifact)
             layers = _weighted_layers(model)
             bits = {name: p.weight_bits for name in layers}
-            graph = artifact.graph() if artifact.format == "onnx" else None  # overrides name its ONNX nodes
+            graph = artifact.graph() if ctx.overrides and artifact.format == "onnx" else None  # overrides: ONNX names
             bits.update(layer_values(self, model, layers, ctx.overrides, "weight_bits", graph, ctx.log))
             ctx.check()
             per_channel = p.granularity == "per_channel"
